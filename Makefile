@@ -1,0 +1,33 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment when it is missing and installs into it; the
+# constraints file pins torch to the local CPU build so nothing pulls CUDA wheels.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install clean-data
+
+$(BIN)/segloop: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	touch $@
+
+install: $(BIN)/segloop
+
+demo: $(BIN)/segloop
+	$(BIN)/segloop data synth
+	$(BIN)/segloop data split
+	$(BIN)/segloop train
+	$(BIN)/segloop eval
+
+test: $(BIN)/segloop
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/segloop
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy segloop training export inference_server
+
+clean-data:
+	rm -rf data runs

@@ -1,0 +1,242 @@
+"""Typed models for ``params.yaml``: every knob of every stage and its default.
+
+Each stage reads its own section through :func:`load_params`; no stage reads raw YAML. Unknown
+or mistyped keys are errors that name the key and the file.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from segloop.errors import ParamsError
+from segloop.taxonomy import CITYSCAPES, Taxonomy
+
+CONDITIONS = ("day", "dusk", "fog", "rain")
+
+
+class StrictModel(BaseModel):
+    """Base for every params section: unknown keys are errors, defaults are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
+
+
+class TaxonomyParams(StrictModel):
+    """The class set. ``cityscapes`` is built in; otherwise list ``classes`` and ``palette``."""
+
+    name: str = "cityscapes"
+    classes: list[str] | None = None
+    palette: list[tuple[int, int, int]] | None = None
+
+    @model_validator(mode="after")
+    def _custom_needs_both(self) -> TaxonomyParams:
+        if (self.classes is None) != (self.palette is None):
+            raise ValueError("a custom taxonomy needs both 'classes' and 'palette'")
+        if self.classes is None and self.name != CITYSCAPES.name:
+            raise ValueError(f"unknown built-in taxonomy {self.name!r}; give classes and palette")
+        return self
+
+    def build(self) -> Taxonomy:
+        if self.classes is None or self.palette is None:
+            return CITYSCAPES
+        return Taxonomy(self.name, tuple(self.classes), tuple(self.palette))
+
+
+def _conditions_mix(value: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(value) - set(CONDITIONS))
+    if unknown:
+        raise ValueError(f"unknown conditions {unknown}; known: {list(CONDITIONS)}")
+    if any(weight < 0 for weight in value.values()) or sum(value.values()) <= 0:
+        raise ValueError("condition weights must be >= 0 with a positive sum")
+    return value
+
+
+class SynthParams(StrictModel):
+    """The embedded procedural driving-scene dataset (``segloop data synth``)."""
+
+    seed: int = 0
+    height: int = Field(128, ge=32)
+    width: int = Field(256, ge=64)
+    train_frames: int = Field(3000, ge=1)
+    val_frames: int = Field(300, ge=1)
+    frames_per_city: int = Field(500, ge=1)
+    train_conditions: dict[str, float] = {"day": 0.4, "dusk": 0.2, "fog": 0.2, "rain": 0.2}
+    val_conditions: dict[str, float] = {"day": 0.25, "dusk": 0.25, "fog": 0.25, "rain": 0.25}
+    workers: int = Field(2, ge=1)
+
+    _check_train = field_validator("train_conditions")(_conditions_mix)
+    _check_val = field_validator("val_conditions")(_conditions_mix)
+
+
+class SplitParams(StrictModel):
+    """How ``segloop data split`` divides the train frames into labeled and unlabeled."""
+
+    fraction: float = Field(0.125, gt=0, le=1)
+    seed: int = 0
+    # Labeled frames are drawn only from frames of these conditions (needs the dataset's
+    # conditions.csv); null draws them from every frame.
+    labeled_conditions: list[str] | None = ["day", "dusk"]
+    # For a folders layout without images/val: the share of frames held out for validation.
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    dir: Path = Path("data/splits")
+
+    @field_validator("fraction", mode="before")
+    @classmethod
+    def _parse_fraction(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return float(Fraction(value.strip()))
+            except (ValueError, ZeroDivisionError) as exc:
+                raise ValueError(f"not a fraction: {value!r} (use 0.125 or 1/8)") from exc
+        return value
+
+    @field_validator("labeled_conditions")
+    @classmethod
+    def _known_conditions(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            _conditions_mix(dict.fromkeys(value, 1.0))
+        return value
+
+
+class DataParams(StrictModel):
+    root: Path = Path("data/embedded")
+    layout: Literal["cityscapes", "folders"] = "cityscapes"
+    taxonomy: TaxonomyParams = TaxonomyParams()
+    # "error": a bad file stops the run with its name; "skip": it is left out and counted.
+    on_bad_file: Literal["error", "skip"] = "error"
+    synth: SynthParams = SynthParams()
+    split: SplitParams = SplitParams()
+
+
+class ELNParams(StrictModel):
+    """The Error Localization Network: a DeepLabV3+ on image + probabilities + entropy."""
+
+    backbone: Literal["tiny", "resnet18", "resnet34", "resnet50", "resnet101"] = "tiny"
+    output_stride: Literal[8, 16, 32] = 8
+    decoder_channels: int = Field(48, ge=8)
+
+
+class ModelParams(StrictModel):
+    backbone: Literal["tiny", "resnet18", "resnet34", "resnet50", "resnet101"] = "tiny"
+    # A torchvision-format ResNet state dict (e.g. ImageNet weights) for the backbone.
+    pretrained: Path | None = None
+    output_stride: Literal[8, 16, 32] = 8
+    # ASPP atrous rates at the configured output stride (DeepLabV3+ uses 6/12/18 at OS16 on
+    # 512px crops; small frames need small rates or the branches see only padding).
+    aspp_rates: tuple[int, int, int] = (2, 4, 6)
+    decoder_channels: int = Field(64, ge=8)
+    low_level_channels: int = Field(24, ge=4)
+    head: Literal["softmax"] = "softmax"
+    projection_dim: int = Field(64, ge=4)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    tiny_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    eln: ELNParams = ELNParams()
+
+
+class TrainParams(StrictModel):
+    out_dir: Path = Path("runs/baseline")
+    # "split": the labeled split; "full": every train frame with its ground truth (the
+    # fully supervised upper bound for benchmarks, never used by the loop).
+    labels: Literal["split", "full"] = "split"
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    poly_power: float = Field(0.9, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    amp: bool = True
+    grad_clip: float | None = Field(None, gt=0)
+    crop: tuple[int, int] = (128, 256)
+    scale: tuple[float, float] = (0.75, 1.5)
+    hflip: bool = True
+    color_jitter: float = Field(0.2, ge=0, le=1)
+    checkpoint_every: int = Field(200, ge=1)
+    eval_every: int = Field(250, ge=1)
+    log_every: int = Field(10, ge=1)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class EvalParams(StrictModel):
+    # Defaults to <train.out_dir>/best.pt.
+    checkpoint: Path | None = None
+    split: Literal["val", "labeled", "unlabeled"] = "val"
+    # Sliding-window size; null runs whole frames. Frames larger than the window are tiled.
+    window: tuple[int, int] | None = None
+    overlap: float = Field(1 / 3, ge=0, lt=1)
+    batch_size: int = Field(4, ge=1)
+    # Defaults to <train.out_dir>/eval.json.
+    out: Path | None = None
+
+
+class Params(StrictModel):
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    eval: EvalParams = EvalParams()
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid params"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _apply_override(tree: dict[str, Any], assignment: str) -> None:
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ParamsError(f"override {assignment!r} is not of the form section.key=value")
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ParamsError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_params(path: Path | str | None = None, overrides: list[str] | None = None) -> Params:
+    """Read, override (``section.key=value``) and validate a params file.
+
+    ``path=None`` starts from the defaults alone; a given path must exist.
+    """
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise ParamsError(f"{path}: params file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ParamsError(f"{path}: the top level must be a mapping of sections")
+        tree = loaded or {}
+    for assignment in overrides or []:
+        _apply_override(tree, assignment)
+    try:
+        return Params.model_validate(tree)
+    except ValidationError as exc:
+        raise ParamsError(_format_validation_error(exc, source)) from None
+
+
+def default_params_path() -> Path | None:
+    """``params.yaml`` in the working directory when it exists (the CLI's default)."""
+    path = Path("params.yaml")
+    return path if path.exists() else None

@@ -1,0 +1,127 @@
+"""The CLI's user-facing behaviour and the import boundaries between packages."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK_TORCH = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'training'):\n"
+    "            raise ImportError(f'blocked import of {name}')\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "inference_server",
+        "segloop",
+        "segloop.cli",
+        "segloop.synth",
+        "segloop.splits",
+        "segloop.metrics",
+        "segloop.datasets",
+        "segloop.data_cli",
+    ],
+)
+def test_torch_free_modules_import_without_torch(module: str) -> None:
+    result = _run(BLOCK_TORCH + f"import {module}\nprint('ok')")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_the_blocker_really_blocks() -> None:
+    result = _run(BLOCK_TORCH + "import training.trainer")
+    assert result.returncode != 0 and "blocked import" in result.stderr
+
+
+def _imports(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_layering() -> None:
+    assert not _imports("segloop") & {"training", "export", "inference_server", "torch"}
+    assert not _imports("inference_server") & {"training", "export", "torch"}
+    assert not _imports("training") & {"inference_server", "export"}
+
+
+def test_help_lists_commands_without_loading_torch() -> None:
+    result = _run(
+        BLOCK_TORCH + "import sys; sys.argv = ['segloop', '--help']\n"
+        "from segloop.cli import main\nmain()"
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("data", "train", "eval"):
+        assert command in result.stdout
+
+
+def _segloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "segloop.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("train:\n  stpes: 3\n")
+    result = _segloop("train", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "train.stpes: unknown key" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "params.yaml").write_text("")
+    result = _segloop("data", "split", "--set", f"data.root={tmp_path / 'none'}", cwd=tmp_path)
+    assert result.returncode == 2 and "dataset root not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _segloop("eval", "--checkpoint", str(tmp_path / "x.pt"), cwd=tmp_path)
+    assert result.returncode == 2 and "checkpoint not found" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_synth_split_train_eval(tmp_path: Path) -> None:
+    sets = [
+        f"data.root={tmp_path / 'data'}",
+        f"data.split.dir={tmp_path / 'splits'}",
+        "data.synth.height=32",
+        "data.synth.width=64",
+        "data.synth.train_frames=24",
+        "data.synth.val_frames=4",
+        "data.synth.workers=1",
+        "train.crop=[32,64]",
+        f"train.out_dir={tmp_path / 'run'}",
+        "train.steps=4",
+        "train.threads=1",
+        "model.aspp_rates=[1,1,1]",
+    ]
+    args = [x for s in sets for x in ("--set", s)]
+    for command in (["data", "synth"], ["data", "split", "--fraction", "1/4"], ["train"], ["eval"]):
+        result = _segloop(*command, *args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "6 labeled, 18 unlabeled, 4 val" in " ".join(
+        _segloop("data", "split", "--fraction", "1/4", *args, cwd=tmp_path).stdout.split()
+    )
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["frames"] == 4 and len(report["per_class_iou"]) == 19
+    assert 0.0 <= report["miou"] <= 1.0

@@ -1,0 +1,87 @@
+"""``segloop train`` and ``segloop eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from segloop.cli_options import ParamsOption, SetOption, params_from_cli
+
+console = Console()
+train_app = typer.Typer(help="Train a segmentation model.")
+eval_app = typer.Typer(help="Evaluate a checkpoint.")
+
+
+@train_app.command()
+def train(params_path: ParamsOption = None, overrides: SetOption = None) -> None:
+    """Supervised training on the labeled split; resumes from <out_dir>/last.pt."""
+    from training.trainer import Trainer
+
+    params = params_from_cli(params_path, overrides)
+    result = Trainer(params).run()
+    console.print(
+        f"trained {result.steps} steps in {result.wall_s:.0f}s "
+        f"({result.images_per_s:.1f} img/s); best val mIoU {100 * result.best_miou:.2f} "
+        f"-> {result.out_dir}/best.pt"
+    )
+
+
+@eval_app.command()
+def evaluate(
+    params_path: ParamsOption = None,
+    overrides: SetOption = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="default <train.out_dir>/best.pt")] = None,
+    out: Annotated[Path | None, typer.Option(help="default <train.out_dir>/eval.json")] = None,
+) -> None:
+    """mIoU, per-class IoU and pixel accuracy on a split; writes a JSON report."""
+    import torch
+
+    from segloop.splits import read_conditions, split_samples
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from training.evaluation import evaluate as run_eval
+    from training.trainer import resolve_device
+
+    params = params_from_cli(params_path, overrides)
+    path = checkpoint or params.eval.checkpoint or params.train.out_dir / "best.pt"
+    model, taxonomy = model_from_checkpoint(load_checkpoint(path))
+    device = resolve_device(params.train.device)
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    model.to(device)
+    samples = split_samples(params.data, params.eval.split, with_masks=True)
+    result = run_eval(
+        model,
+        samples,
+        taxonomy,
+        device,
+        params.eval.window,
+        params.eval.overlap,
+        read_conditions(params.data.root),
+        params.eval.batch_size,
+    )
+    report = {
+        "checkpoint": str(path),
+        "split": params.eval.split,
+        "frames": len(samples),
+        **result.report(taxonomy),
+    }
+    target = out or params.eval.out or params.train.out_dir / "eval.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2) + "\n")
+
+    table = Table(title=f"{params.eval.split}: {len(samples)} frames")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, iou in report["per_class_iou"].items():
+        table.add_row(name, "-" if iou is None else f"{100 * iou:.1f}")
+    table.add_row("[bold]mIoU", f"[bold]{100 * report['miou']:.2f}")
+    table.add_row("pixel acc.", f"{100 * report['pixel_accuracy']:.2f}")
+    for name, cond in report["by_condition"].items():
+        table.add_row(f"mIoU ({name})", f"{100 * cond['miou']:.2f}")
+    console.print(table)
+    console.print(f"report -> {target}")

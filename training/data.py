@@ -1,0 +1,127 @@
+"""Torch datasets over the validated readers in :mod:`segloop.datasets`.
+
+Batches are a pure function of (seed, step): :class:`StepSampler` picks the frames of step
+``t`` from a seeded per-epoch permutation and gives each its own augmentation seed, so a run
+resumed from a checkpoint at step ``t`` sees exactly the batches an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from rich.progress import track
+from torch.utils.data import Dataset, Sampler
+
+from segloop.datasets import Sample, read_pair
+from segloop.errors import DataError
+from segloop.params import TrainParams
+from segloop.taxonomy import Taxonomy
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def train_transform(params: TrainParams) -> A.Compose:
+    """Random scale, pad (ignore label) and crop, flip, colour jitter; masks use nearest."""
+    crop_h, crop_w = params.crop
+    low, high = params.scale
+    jitter = params.color_jitter
+    return A.Compose(
+        [
+            A.RandomScale(
+                scale_limit=(low - 1.0, high - 1.0),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                p=1.0,
+            ),
+            A.PadIfNeeded(crop_h, crop_w, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=255),
+            A.RandomCrop(crop_h, crop_w),
+            A.HorizontalFlip(p=0.5 if params.hflip else 0.0),
+            A.ColorJitter(jitter, jitter, jitter, 0.0, p=0.8 if jitter > 0 else 0.0),
+        ]
+    )
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> 3xHxW float32, ImageNet-normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+class LabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Image/mask pairs, validated (and decoded into memory) once at construction.
+
+    ``on_bad_file="skip"`` leaves unreadable or inconsistent pairs out and records them in
+    ``skipped``; ``"error"`` raises the first :class:`DataError`.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        taxonomy: Taxonomy,
+        transform: A.Compose | None,
+        on_bad_file: str = "error",
+    ) -> None:
+        self.transform = transform
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.keys: list[str] = []
+        self.skipped: dict[str, str] = {}
+        for sample in track(samples, description="reading frames", transient=True):
+            try:
+                self.pairs.append(read_pair(sample, taxonomy))
+                self.keys.append(sample.key)
+            except DataError as exc:
+                if on_bad_file == "error":
+                    raise
+                self.skipped[sample.key] = str(exc)
+        if not self.pairs:
+            raise DataError(
+                "no usable labeled frames"
+                + (f" ({len(self.skipped)} skipped as bad)" if self.skipped else "")
+            )
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item
+        image, mask = self.pairs[index]
+        if self.transform is not None:
+            self.transform.set_random_seed(seed)
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask)).long()
+
+
+class StepSampler(Sampler[list[tuple[int, int]]]):
+    """Yields, for steps ``start..steps-1``, a batch of (frame index, augmentation seed)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, steps: int, start: int = 0):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.steps, self.start = steps, start
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        out = []
+        for j in range(self.batch_size):
+            position = step * self.batch_size + j
+            epoch, offset = divmod(position, self.size)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+            aug_seed = int(np.random.default_rng([self.seed, step, j]).integers(2**31))
+            out.append((int(perm[offset]), aug_seed))
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.steps):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return self.steps - self.start

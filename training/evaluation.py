@@ -1,0 +1,128 @@
+"""Dataset-level evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy, and the
+same per lighting/weather condition where the dataset records conditions.
+
+Frames larger than the window are tiled (``sliding_window_probs``): window-sized crops at
+stride ``window * (1 - overlap)``, the last one flush with the border, softmax probabilities
+averaged where tiles overlap. Nothing depends on the number of classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import track
+from torch import nn
+
+from segloop.datasets import Sample, read_pair
+from segloop.metrics import confusion_matrix, summarize
+from segloop.taxonomy import Taxonomy
+from training.data import to_tensor
+
+
+def _starts(length: int, window: int, stride: int) -> list[int]:
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    return [*starts, length - window]
+
+
+@torch.no_grad()
+def sliding_window_probs(
+    model: nn.Module, image: torch.Tensor, window: tuple[int, int], overlap: float
+) -> torch.Tensor:
+    """Class probabilities (1 x C x H x W) of a 1 x 3 x H x W image, tiled by ``window``."""
+    _, _, height, width = image.shape
+    win_h, win_w = min(window[0], height), min(window[1], width)
+    stride_h = max(int(win_h * (1 - overlap)), 1)
+    stride_w = max(int(win_w * (1 - overlap)), 1)
+    total: torch.Tensor | None = None
+    counts = torch.zeros(1, 1, height, width, device=image.device)
+    for y in _starts(height, win_h, stride_h):
+        for x in _starts(width, win_w, stride_w):
+            probs = F.softmax(model(image[:, :, y : y + win_h, x : x + win_w]).float(), dim=1)
+            if total is None:
+                total = torch.zeros(1, probs.shape[1], height, width, device=image.device)
+            total[:, :, y : y + win_h, x : x + win_w] += probs
+            counts[:, :, y : y + win_h, x : x + win_w] += 1
+    assert total is not None
+    return total / counts
+
+
+@torch.no_grad()
+def predict_frame(
+    model: nn.Module,
+    image: np.ndarray,
+    device: torch.device,
+    window: tuple[int, int] | None,
+    overlap: float,
+) -> np.ndarray:
+    """HxW uint8 argmax prediction of one HxWx3 RGB frame, tiled when ``window`` is set."""
+    x = to_tensor(image)[None].to(device)
+    scores = model(x) if window is None else sliding_window_probs(model, x, window, overlap)
+    return scores.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
+
+
+@dataclass
+class EvalResult:
+    confusion: np.ndarray
+    by_condition: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def report(self, taxonomy: Taxonomy) -> dict[str, Any]:
+        out = summarize(self.confusion, taxonomy.classes)
+        out["by_condition"] = {
+            name: {
+                k: v
+                for k, v in summarize(conf, taxonomy.classes).items()
+                if k in ("miou", "pixel_accuracy", "pixels")
+            }
+            for name, conf in sorted(self.by_condition.items())
+        }
+        out["confusion_matrix"] = self.confusion.tolist()
+        return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    samples: Sequence[Sample],
+    taxonomy: Taxonomy,
+    device: torch.device,
+    window: tuple[int, int] | None = None,
+    overlap: float = 1 / 3,
+    conditions: dict[str, str] | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> EvalResult:
+    """Predict every sample (argmax of class scores) and accumulate confusion matrices."""
+    was_training = model.training
+    model.eval()
+    n = taxonomy.num_classes
+    result = EvalResult(np.zeros((n, n), dtype=np.int64))
+    conditions = conditions or {}
+    batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    iterator = track(batches, description="evaluating", transient=True) if progress else batches
+    for batch in iterator:
+        pairs = [read_pair(s, taxonomy) for s in batch]
+        same_size = len({p[0].shape for p in pairs}) == 1
+        fits = window is None or all(
+            p[0].shape[0] <= window[0] and p[0].shape[1] <= window[1] for p in pairs
+        )
+        if same_size and fits:
+            x = torch.stack([to_tensor(p[0]) for p in pairs]).to(device)
+            preds = list(model(x).argmax(dim=1).cpu().numpy().astype(np.uint8))
+        else:
+            preds = [predict_frame(model, img, device, window, overlap) for img, _ in pairs]
+        for sample, (_, mask), pred in zip(batch, pairs, preds, strict=True):
+            conf = confusion_matrix(pred, mask, n, taxonomy.ignore_index)
+            result.confusion += conf
+            condition = conditions.get(sample.key)
+            if condition is not None:
+                result.by_condition.setdefault(condition, np.zeros_like(conf))
+                result.by_condition[condition] += conf
+    model.train(was_training)
+    return result
