@@ -169,7 +169,7 @@ class EvalParams(StrictModel):
     # Defaults to <train.out_dir>/best.pt.
     checkpoint: Path | None = None
     split: Literal["val", "labeled", "unlabeled"] = "val"
-    # Sliding-window size; null runs whole frames. Frames larger than the window are tiled.
+    # Sliding-window size; null uses train.crop. Frames larger than the window are tiled.
     window: tuple[int, int] | None = None
     overlap: float = Field(1 / 3, ge=0, lt=1)
     batch_size: int = Field(4, ge=1)
@@ -182,6 +182,11 @@ class Params(StrictModel):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     eval: EvalParams = EvalParams()
+
+
+def eval_window(params: Params) -> tuple[int, int]:
+    """The evaluation tile size: ``eval.window``, or the training crop when that is null."""
+    return params.eval.window or params.train.crop
 
 
 def _format_validation_error(error: ValidationError, source: str) -> str:

@@ -68,3 +68,25 @@ def test_evaluate_confusion_per_condition(tmp_path: Path, window: tuple[int, int
     assert report["per_class_iou"] == {"a": None, "b": pytest.approx(752 / 992), "c": 0.0}
     assert report["by_condition"]["day"]["miou"] == pytest.approx(1.0)
     assert report["by_condition"]["fog"]["miou"] == pytest.approx((240 / 480 + 0) / 2)
+
+
+def test_bad_frames_are_skipped_and_counted_when_params_say_so(tmp_path: Path) -> None:
+    from segloop.errors import DataError
+    from segloop.taxonomy import CITYSCAPES
+    from training.data import LabeledFrames
+
+    make_cityscapes(tmp_path, {"val": 3}, size=(16, 32))
+    samples = discover(tmp_path, "cityscapes", "val")
+    samples[1].image.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(DataError, match="truncated PNG"):
+        LabeledFrames(samples, CITYSCAPES, None, on_bad_file="error")
+    frames = LabeledFrames(samples, CITYSCAPES, None, on_bad_file="skip")
+    assert len(frames) == 2 and list(frames.skipped) == [samples[1].key]
+    model = ConstantModel(19, 0)
+    result = evaluate(
+        model, samples, CITYSCAPES, torch.device("cpu"), progress=False, on_bad_file="skip"
+    )
+    assert list(result.skipped) == [samples[1].key]
+    assert result.confusion.sum() == 2 * 16 * 32
+    with pytest.raises(DataError):
+        evaluate(model, samples, CITYSCAPES, torch.device("cpu"), progress=False)

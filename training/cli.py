@@ -43,7 +43,7 @@ def evaluate(
 
     from segloop.splits import read_conditions, split_samples
     from training.checkpoint import load_checkpoint, model_from_checkpoint
-    from training.evaluation import evaluate as run_eval
+    from training.evaluation import evaluate_with_params
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
@@ -54,15 +54,8 @@ def evaluate(
         torch.set_num_threads(params.train.threads)
     model.to(device)
     samples = split_samples(params.data, params.eval.split, with_masks=True)
-    result = run_eval(
-        model,
-        samples,
-        taxonomy,
-        device,
-        params.eval.window,
-        params.eval.overlap,
-        read_conditions(params.data.root),
-        params.eval.batch_size,
+    result = evaluate_with_params(
+        model, samples, taxonomy, device, params, read_conditions(params.data.root)
     )
     report = {
         "checkpoint": str(path),
@@ -84,4 +77,6 @@ def evaluate(
     for name, cond in report["by_condition"].items():
         table.add_row(f"mIoU ({name})", f"{100 * cond['miou']:.2f}")
     console.print(table)
+    if report["skipped"]:
+        console.print(f"[yellow]skipped {len(report['skipped'])} bad frames (listed in the report)")
     console.print(f"report -> {target}")

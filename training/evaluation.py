@@ -19,7 +19,9 @@ from rich.progress import track
 from torch import nn
 
 from segloop.datasets import Sample, read_pair
+from segloop.errors import DataError
 from segloop.metrics import confusion_matrix, summarize
+from segloop.params import Params, eval_window
 from segloop.taxonomy import Taxonomy
 from training.data import to_tensor
 
@@ -71,6 +73,7 @@ def predict_frame(
 class EvalResult:
     confusion: np.ndarray
     by_condition: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def report(self, taxonomy: Taxonomy) -> dict[str, Any]:
         out = summarize(self.confusion, taxonomy.classes)
@@ -82,6 +85,7 @@ class EvalResult:
             }
             for name, conf in sorted(self.by_condition.items())
         }
+        out["skipped"] = self.skipped
         out["confusion_matrix"] = self.confusion.tolist()
         return out
 
@@ -97,8 +101,13 @@ def evaluate(
     conditions: dict[str, str] | None = None,
     batch_size: int = 4,
     progress: bool = True,
+    on_bad_file: str = "error",
 ) -> EvalResult:
-    """Predict every sample (argmax of class scores) and accumulate confusion matrices."""
+    """Predict every sample (argmax of class scores) and accumulate confusion matrices.
+
+    With ``on_bad_file="skip"`` an unreadable or inconsistent frame is left out and recorded
+    in ``EvalResult.skipped``; otherwise its :class:`DataError` propagates.
+    """
     was_training = model.training
     model.eval()
     n = taxonomy.num_classes
@@ -106,8 +115,18 @@ def evaluate(
     conditions = conditions or {}
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     iterator = track(batches, description="evaluating", transient=True) if progress else batches
-    for batch in iterator:
-        pairs = [read_pair(s, taxonomy) for s in batch]
+    for candidates in iterator:
+        batch, pairs = [], []
+        for sample in candidates:
+            try:
+                pairs.append(read_pair(sample, taxonomy))
+                batch.append(sample)
+            except DataError as exc:
+                if on_bad_file != "skip":
+                    raise
+                result.skipped[sample.key] = str(exc)
+        if not batch:
+            continue
         same_size = len({p[0].shape for p in pairs}) == 1
         fits = window is None or all(
             p[0].shape[0] <= window[0] and p[0].shape[1] <= window[1] for p in pairs
@@ -126,3 +145,27 @@ def evaluate(
                 result.by_condition[condition] += conf
     model.train(was_training)
     return result
+
+
+def evaluate_with_params(
+    model: nn.Module,
+    samples: Sequence[Sample],
+    taxonomy: Taxonomy,
+    device: torch.device,
+    params: Params,
+    conditions: dict[str, str] | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """:func:`evaluate` configured by the ``eval`` and ``data`` sections of ``params``."""
+    return evaluate(
+        model,
+        samples,
+        taxonomy,
+        device,
+        eval_window(params),
+        params.eval.overlap,
+        conditions,
+        params.eval.batch_size,
+        progress,
+        params.data.on_bad_file,
+    )

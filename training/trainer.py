@@ -27,7 +27,7 @@ from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
 from training.checkpoint import load_checkpoint, model_state, save_checkpoint
 from training.data import LabeledFrames, StepSampler, train_transform
-from training.evaluation import evaluate
+from training.evaluation import evaluate_with_params
 from training.models import SegmentationModel, build_model
 from training.schedule import poly_lr
 
@@ -150,15 +150,13 @@ class Trainer:
         save_checkpoint(self.out / name, state)
 
     def _validate(self) -> float:
-        result = evaluate(
+        result = evaluate_with_params(
             self.model,
             self.val_samples,
             self.taxonomy,
             self.device,
-            self.params.eval.window,
-            self.params.eval.overlap,
+            self.params,
             self.conditions,
-            self.params.eval.batch_size,
             progress=False,
         )
         report = result.report(self.taxonomy)
