@@ -120,6 +120,14 @@ class ELNParams(StrictModel):
     decoder_channels: int = Field(48, ge=8)
 
 
+class EcocParams(StrictModel):
+    """ECOC head codebook: ``bits`` per class with row Hamming distance >= ``min_distance``."""
+
+    bits: int = Field(40, ge=2)
+    min_distance: int = Field(8, ge=1)
+    seed: int = 0
+
+
 class ModelParams(StrictModel):
     backbone: Literal["tiny", "resnet18", "resnet34", "resnet50", "resnet101"] = "tiny"
     # A torchvision-format ResNet state dict (e.g. ImageNet weights) for the backbone.
@@ -130,7 +138,10 @@ class ModelParams(StrictModel):
     aspp_rates: tuple[int, int, int] = (2, 4, 6)
     decoder_channels: int = Field(64, ge=8)
     low_level_channels: int = Field(24, ge=4)
-    head: Literal["softmax"] = "softmax"
+    head: Literal["softmax", "ecoc", "prototype"] = "softmax"
+    ecoc: EcocParams = EcocParams()
+    # Scale s of the prototype (cosine) head's logits s * cos(f, p_c) (DeS4; digest default).
+    prototype_scale: float = Field(10.0, gt=0)
     projection_dim: int = Field(64, ge=4)
     dropout: float = Field(0.1, ge=0, lt=1)
     tiny_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
@@ -165,6 +176,93 @@ class TrainParams(StrictModel):
     threads: int | None = Field(None, ge=1)
 
 
+class StrongViewParams(StrictModel):
+    """The student's strong view: photometric perturbation + CutMix (shared geometry)."""
+
+    jitter: float = Field(0.4, ge=0, le=1)
+    grayscale_p: float = Field(0.2, ge=0, le=1)
+    blur_p: float = Field(0.5, ge=0, le=1)
+    cutmix_p: float = Field(0.5, ge=0, le=1)
+    cutmix_area: float = Field(0.5, gt=0, lt=1)
+
+
+class U2PLParams(StrictModel):
+    """U2PL+: entropy partition, adaptive lambda_u, negatives from unreliable pixels."""
+
+    enabled: bool = False
+    alpha0: float = Field(0.2, ge=0, lt=1)  # initial unreliable fraction, annealed to 0
+    eta: float = Field(1.0, gt=0)
+    sce_weight: float = Field(0.0, ge=0)  # xi_2 of the symmetric CE (U2PL+ uses 0.1)
+    denoise: bool = False  # prototypical denoising of teacher probabilities (U2PL+)
+    contrast_weight: float = Field(0.1, ge=0)  # lambda_c
+    anchors: int = Field(256, ge=1)
+    negatives: int = Field(50, ge=1)
+    tau: float = Field(0.5, gt=0)
+    rank_low: int = Field(3, ge=1)
+    rank_high: int = Field(20, ge=2)
+    delta_p: float = Field(0.3, ge=0, lt=1)
+    queue_size: int = Field(2048, ge=1)
+    prototype_momentum: float = Field(0.999, ge=0, lt=1)
+
+
+class EcocTrainingParams(StrictModel):
+    """Reliable bit mining and loss weights of the ECOC head."""
+
+    candidates: int = Field(8, ge=1)
+    bit_threshold: float = Field(0.95, gt=0.5, le=1)
+    pcd_weight: float = Field(5.0, ge=0)
+    pcc_weight: float = Field(2.0, ge=0)
+    tau: float = Field(0.5, gt=0)
+
+
+class ELNTrainingParams(StrictModel):
+    """ELN: constrained auxiliary decoders, the error localizer, masking and contrast."""
+
+    enabled: bool = False
+    aux_alphas: list[float] = [20.0, 50.0]
+    mask: bool = True  # drop pseudo-labels the ELN flags as wrong
+    # The paper learns ELN on labeled data and then uses it; the authors' code keeps training
+    # it in the semi-supervised stage. Default: keep training (labeled data only).
+    train_during_ssl: bool = True
+    contrast_weight: float = Field(1.0, ge=0)
+    contrast_tau: float = Field(0.5, gt=0)
+    contrast_samples: int = Field(512, ge=2)
+
+
+class DeS4Params(StrictModel):
+    """DeS4: decoupled teacher decoder over an EMA encoder, MES prototype updates."""
+
+    enabled: bool = False
+    lambda_b: float = Field(1.0, ge=0)
+    lambda_u: float = Field(1.5, ge=0)
+    encoder_ema: float = Field(0.99, ge=0, lt=1)
+    prototype_momentum: float = Field(0.99, ge=0, lt=1)
+    zones: int = Field(5, ge=1)
+    alpha: float = Field(0.1, gt=0)
+
+
+class MethodsParams(StrictModel):
+    """Semi-supervised components on top of supervised training; all off by default."""
+
+    unlabeled: bool = False  # the online mean-teacher branch over the unlabeled split
+    init_from: Path | None = None  # warm start (e.g. the supervised round-0 best.pt)
+    unlabeled_batch_size: int = Field(8, ge=1)
+    unsup_weight: float = Field(1.0, ge=0)
+    rampup_steps: int = Field(200, ge=0)
+    teacher_decay: float = Field(0.99, ge=0, lt=1)
+    evaluate: Literal["teacher", "student"] = "teacher"
+    confidence_threshold: float = Field(0.0, ge=0, lt=1)  # mean-teacher pixel filter; 0: off
+    strong: StrongViewParams = StrongViewParams()
+    u2pl: U2PLParams = U2PLParams()
+    ecoc: EcocTrainingParams = EcocTrainingParams()
+    eln: ELNTrainingParams = ELNTrainingParams()
+    des4: DeS4Params = DeS4Params()
+    # Offline pseudo-labels (e.g. DARS-selected by 'segloop select'): a folder of trainId PNGs
+    # named like the unlabeled frames; mixed into labeled batches at pseudo_fraction.
+    pseudo_labels: Path | None = None
+    pseudo_fraction: float = Field(0.5, ge=0, le=1)
+
+
 class EvalParams(StrictModel):
     # Defaults to <train.out_dir>/best.pt.
     checkpoint: Path | None = None
@@ -181,7 +279,21 @@ class Params(StrictModel):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
+    methods: MethodsParams = MethodsParams()
     eval: EvalParams = EvalParams()
+
+    @model_validator(mode="after")
+    def _methods_fit_the_model(self) -> Params:
+        m = self.methods
+        if m.des4.enabled and self.model.head != "prototype":
+            raise ValueError("methods.des4 needs model.head: prototype")
+        if self.model.head == "prototype" and not m.des4.enabled:
+            raise ValueError("model.head: prototype is updated by DeS4; enable methods.des4")
+        if m.u2pl.enabled and not m.unlabeled:
+            raise ValueError("methods.u2pl needs methods.unlabeled: true")
+        if m.u2pl.rank_high <= m.u2pl.rank_low:
+            raise ValueError("methods.u2pl.rank_high must exceed rank_low")
+        return self
 
 
 def eval_window(params: Params) -> tuple[int, int]:
@@ -195,6 +307,8 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
+        elif not item["loc"]:
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)

@@ -9,13 +9,11 @@ import torch.nn.functional as F
 
 from segloop.errors import SegloopError
 from training.methods.des4 import (
-    PrototypeHead,
     multi_entropy_sample,
     unbiased_weights,
     update_prototypes,
 )
 from training.methods.ecoc import (
-    EcocHead,
     build_codebook,
     decode_scores,
     ecoc_loss,
@@ -30,6 +28,7 @@ from training.methods.eln import (
     eln_mask,
     pixel_contrastive_loss,
 )
+from training.models.heads import EcocHead, PrototypeHead
 
 # --- ECOC --------------------------------------------------------------------------------
 
@@ -159,9 +158,10 @@ def test_pixel_contrastive_matches_the_equation() -> None:
     expected = 0.0
     for i in range(3):
         negatives = sum(d(i, k) for k in range(3) if y[k] != y[i])
-        for j in range(3):
-            if y[j] == y[i]:
-                expected -= math.log(d(i, j) / (d(i, j) + negatives))
+        positives = [j for j in range(3) if y[j] == y[i]]
+        expected -= sum(math.log(d(i, j) / (d(i, j) + negatives)) for j in positives) / len(
+            positives
+        )
     assert float(loss) == pytest.approx(expected / 3, rel=1e-5)
 
 
@@ -187,11 +187,16 @@ def test_multi_entropy_sampling_zone_quotas() -> None:
     # five zones with 20 pixels each at entropies 0, 1, 2, 3, 4 (width 0.8)
     ent = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]).repeat_interleave(20)
     weights = [1 / (0.1 + e) for e in (0.0, 1.0, 2.0, 3.0, 4.0)]
-    expected = [round(20 * w / sum(weights)) for w in weights]  # [17, 2, 1, 1, 0]
+    # shares 16.73, 1.52, 0.80, 0.54, 0.41: floors 16, 1, 0, 0, 0 and the 3 left go to the
+    # largest remainders (0.80, 0.73, 0.54)
+    expected = [17, 1, 1, 1, 0]
+    assert sum(expected) == 20 and [int(20 * w / sum(weights)) for w in weights][:2] == [16, 1]
     picked = multi_entropy_sample(ent, 20, 5, 0.1, torch.Generator().manual_seed(0))
     counts = [int((ent[picked] == e).sum()) for e in (0.0, 1.0, 2.0, 3.0, 4.0)]
     assert counts == expected
     assert picked.unique().numel() == picked.numel()  # without replacement
+    # a quota of 1 over several zones still yields one sample (rounding never empties it)
+    assert multi_entropy_sample(ent, 1, 5, 0.1, torch.Generator().manual_seed(0)).numel() == 1
 
 
 def test_multi_entropy_short_zone_hands_over_its_remainder() -> None:

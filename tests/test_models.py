@@ -17,6 +17,8 @@ CONFIGS = {
     "tiny-os16": ModelParams(output_stride=16),
     "resnet18-os16": ModelParams(backbone="resnet18", output_stride=16, decoder_channels=32),
     "resnet50-os8": ModelParams(backbone="resnet50", output_stride=8, decoder_channels=32),
+    "tiny-ecoc": ModelParams(head="ecoc", ecoc={"bits": 12, "min_distance": 4}),
+    "tiny-prototype": ModelParams(head="prototype"),
 }
 NUM_CLASSES = 5  # nothing may assume 19
 
@@ -40,6 +42,8 @@ def test_model_base(name: str, model: torch.nn.Module, channels: int, tmp_path: 
     y.square().mean().backward()
     # the projection head serves contrastive losses, not forward(); all else must get gradients
     grads = [p.grad for n, p in model.named_parameters() if not n.startswith("projection.")]
+    parts = model.forward_parts(x)
+    assert parts.raw.shape[2:] == parts.feature.shape[2:] == (16, 24)  # the /4 decoder grid
     assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
 
     model.eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from rich.progress import track
 from torch.utils.data import Dataset, Sampler
 
-from segloop.datasets import Sample, read_pair
+from segloop.datasets import Sample, read_image, read_pair
 from segloop.errors import DataError
 from segloop.params import TrainParams
 from segloop.taxonomy import Taxonomy
@@ -125,3 +126,49 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
 
     def __len__(self) -> int:
         return self.steps - self.start
+
+
+class UnlabeledFrames(Dataset[torch.Tensor]):
+    """Pool images only (their ground truth is never read), decoded once, weakly augmented
+    with the same geometry pipeline as labeled frames and no colour change."""
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: A.Compose, on_bad_file: str = "error"
+    ) -> None:
+        self.transform = transform
+        self.images: list[np.ndarray] = []
+        self.skipped: dict[str, str] = {}
+        for sample in track(samples, description="reading pool", transient=True):
+            try:
+                self.images.append(read_image(sample.image))
+            except DataError as exc:
+                if on_bad_file == "error":
+                    raise
+                self.skipped[sample.key] = str(exc)
+        if not self.images:
+            raise DataError("no usable unlabeled frames")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        index, seed = item
+        self.transform.set_random_seed(seed)
+        return to_tensor(self.transform(image=self.images[index])["image"])
+
+
+def weak_transform(params: TrainParams) -> A.Compose:
+    """The teacher's (weak) view: the labeled geometry pipeline without colour jitter."""
+    return train_transform(params.model_copy(update={"color_jitter": 0.0}))
+
+
+def pseudo_labeled_samples(samples: Sequence[Sample], folder: Path) -> list[Sample]:
+    """Pool frames paired with offline pseudo-labels stored at ``folder / <frame key>``."""
+    out = [Sample(key=s.key, image=s.image, mask=folder / s.key) for s in samples]
+    missing = [s.mask for s in out if s.mask is not None and not s.mask.exists()]
+    if missing:
+        raise DataError(
+            f"{missing[0]}: pseudo-label missing ({len(missing)} of {len(out)} "
+            "frames have none); run 'segloop select' for this pool"
+        )
+    return out

@@ -1,4 +1,6 @@
-"""Supervised training loop (``segloop train``).
+"""The one training loop (``segloop train``): supervised, and semi-supervised with the
+components that ``params.yaml``'s ``methods`` section switches on (see
+:mod:`training.semi_supervised`).
 
 Poly LR with warm-up, SGD or AdamW, AMP on CUDA, optional gradient clipping. Checkpoints
 ``last.pt`` every ``checkpoint_every`` steps and at the end; a rerun resumes from it and
@@ -12,13 +14,13 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
@@ -26,10 +28,18 @@ from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
 from training.checkpoint import load_checkpoint, model_state, save_checkpoint
-from training.data import LabeledFrames, StepSampler, train_transform
+from training.data import (
+    LabeledFrames,
+    StepSampler,
+    UnlabeledFrames,
+    pseudo_labeled_samples,
+    train_transform,
+    weak_transform,
+)
 from training.evaluation import evaluate_with_params
 from training.models import SegmentationModel, build_model
 from training.schedule import poly_lr
+from training.semi_supervised import StepObjective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,17 +58,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(model: torch.nn.Module, params: Params) -> torch.optim.Optimizer:
+def build_optimizer(parameters: list[torch.nn.Parameter], params: Params) -> torch.optim.Optimizer:
     t = params.train
     if t.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            parameters,
             lr=t.lr,
             momentum=t.momentum,
             weight_decay=t.weight_decay,
             nesterov=False,
         )
-    return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(parameters, lr=t.lr, weight_decay=t.weight_decay)
 
 
 @dataclass
@@ -91,7 +101,7 @@ def _truncate_history(path: Path, after_step: int) -> None:
 class Trainer:
     def __init__(self, params: Params) -> None:
         self.params = params
-        t = params.train
+        t, m = params.train, params.methods
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = resolve_device(t.device)
@@ -102,14 +112,36 @@ class Trainer:
         samples = split_samples(params.data, "labeled", with_masks=True)
         if t.labels == "full":
             samples += split_samples(params.data, "unlabeled", with_masks=True)
-        self.dataset = LabeledFrames(
-            samples, self.taxonomy, train_transform(t), params.data.on_bad_file
-        )
+        transform = train_transform(t)
+        on_bad = params.data.on_bad_file
+        self.dataset = LabeledFrames(samples, self.taxonomy, transform, on_bad)
+        self.pseudo: LabeledFrames | None = None
+        if m.pseudo_labels is not None:
+            pool = split_samples(params.data, "unlabeled", with_masks=False)
+            self.pseudo = LabeledFrames(
+                pseudo_labeled_samples(pool, m.pseudo_labels), self.taxonomy, transform, on_bad
+            )
+        self.unlabeled: UnlabeledFrames | None = None
+        if m.unlabeled:
+            pool = split_samples(params.data, "unlabeled", with_masks=False)
+            self.unlabeled = UnlabeledFrames(pool, weak_transform(t), on_bad)
         self.val_samples = split_samples(params.data, "val", with_masks=True)
         self.conditions = read_conditions(params.data.root)
         self.model: SegmentationModel = build_model(params.model, self.taxonomy.num_classes)
         self.model.to(self.device)
-        self.optimizer = build_optimizer(self.model, params)
+        self.objective = StepObjective(
+            self.model,
+            params,
+            self.taxonomy.num_classes,
+            self.device,
+            [mask for _, mask in self.dataset.pairs],
+        )
+        if m.init_from is not None:
+            self._warm_start(m.init_from)
+        trainable = [*self.model.parameters()]
+        for module in self.objective.trainable_modules().values():
+            trainable += [p for p in module.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(trainable, params)
         self.amp = t.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
@@ -118,6 +150,14 @@ class Trainer:
         self._resume_rng: torch.Tensor | None = None
         self._resume()
 
+    def _warm_start(self, path: Path) -> None:
+        """Start from another run's weights (the supervised round): student, teacher, ELN."""
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.objective.reset_teacher()
+        if self.objective.eln is not None and "eln" in state:
+            self.objective.eln.eln.load_state_dict(state["eln"])
+
     def _resume(self) -> None:
         path = self.out / "last.pt"
         if not path.exists():
@@ -125,6 +165,7 @@ class Trainer:
             return
         state = load_checkpoint(path)
         self.model.load_state_dict(state["model"])
+        self.objective.load_state(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
@@ -138,6 +179,7 @@ class Trainer:
     def _checkpoint(self, name: str) -> None:
         state = model_state(self.model, self.params.model, self.taxonomy)
         state.update(
+            objective=self.objective.state(),
             optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict(),
             step=self.step,
@@ -150,8 +192,9 @@ class Trainer:
         save_checkpoint(self.out / name, state)
 
     def _validate(self) -> float:
+        model = self.objective.eval_model()
         result = evaluate_with_params(
-            self.model,
+            model,
             self.val_samples,
             self.taxonomy,
             self.device,
@@ -169,45 +212,67 @@ class Trainer:
         _append_history(self.out / "history.jsonl", record)
         if self.last_miou > self.best_miou:
             self.best_miou = self.last_miou
-            save_checkpoint(
-                self.out / "best.pt",
-                {
-                    **model_state(self.model, self.params.model, self.taxonomy),
-                    "step": self.step,
-                    "val_miou": self.last_miou,
-                },
-            )
+            best = {
+                **model_state(model, self.params.model, self.taxonomy),
+                "step": self.step,
+                "val_miou": self.last_miou,
+            }
+            if self.objective.eln is not None:
+                best["eln"] = self.objective.eln.eln.state_dict()
+            save_checkpoint(self.out / "best.pt", best)
         return self.last_miou
 
-    def train_step(self, images: torch.Tensor, masks: torch.Tensor) -> float:
+    def train_step(
+        self, images: torch.Tensor, masks: torch.Tensor, unlabeled: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """One optimiser step; returns every loss term and their total."""
         t = self.params.train
         lr = poly_lr(t.lr, self.step, t.steps, t.poly_power, t.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(self.device.type, enabled=self.amp):
-            logits = self.model(images)
-            loss = F.cross_entropy(logits.float(), masks, ignore_index=self.taxonomy.ignore_index)
+            terms = self.objective.terms(self.step, images, masks, unlabeled)
+            loss = torch.stack([v.float() for v in terms.values()]).sum()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if t.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        self.objective.after_step(self.step, masks)
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def _loaders(self) -> tuple[Iterator[Any], Iterator[Any] | None, Iterator[Any] | None]:
+        """Batch iterators for labeled, pseudo-labeled and unlabeled frames at this step."""
+        t, m = self.params.train, self.params.methods
+        pseudo_batch = round(t.batch_size * m.pseudo_fraction) if self.pseudo is not None else 0
+        pseudo_batch = min(pseudo_batch, t.batch_size - 1)
+
+        def loader(dataset: Any, batch: int, seed: int) -> Iterator[Any]:
+            sampler = StepSampler(len(dataset), batch, seed, t.steps, self.step)
+            return iter(
+                DataLoader(
+                    dataset,
+                    batch_sampler=sampler,
+                    num_workers=t.num_workers,
+                    pin_memory=self.device.type == "cuda",
+                    persistent_workers=t.num_workers > 0,
+                )
+            )
+
+        labeled = loader(self.dataset, t.batch_size - pseudo_batch, t.seed)
+        pseudo = loader(self.pseudo, pseudo_batch, t.seed + 1) if pseudo_batch > 0 else None
+        unlabeled = None
+        if self.unlabeled is not None:
+            unlabeled = loader(self.unlabeled, self.params.methods.unlabeled_batch_size, t.seed + 2)
+        return labeled, pseudo, unlabeled
 
     def run(self, stop_at: int | None = None) -> TrainResult:
         """Train to ``train.steps``; ``stop_at`` ends early after that step (an interruption)."""
         t = self.params.train
-        sampler = StepSampler(len(self.dataset), t.batch_size, t.seed, t.steps, self.step)
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=sampler,
-            num_workers=t.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=t.num_workers > 0,
-        )
-        batches = iter(loader)
+        labeled, pseudo, unlabeled = self._loaders()
         # Starting the loader draws from the global RNG; a resumed run restores the
         # checkpoint's RNG state only now, so its dropout masks match the uninterrupted run.
         if self._resume_rng is not None:
@@ -215,7 +280,8 @@ class Trainer:
             self._resume_rng = None
         self.model.train()
         start_step, start_time = self.step, time.perf_counter()
-        loss_sum, loss_count = 0.0, 0
+        sums: dict[str, float] = {}
+        count = 0
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -230,30 +296,36 @@ class Trainer:
             task = progress.add_task(
                 "train", total=t.steps, completed=self.step, loss=0.0, ips=0.0, miou="-"
             )
-            for images, masks in batches:
-                loss = self.train_step(
+            for images, masks in labeled:
+                if pseudo is not None:
+                    extra_images, extra_masks = next(pseudo)
+                    images = torch.cat([images, extra_images])
+                    masks = torch.cat([masks, extra_masks])
+                weak = next(unlabeled).to(self.device) if unlabeled is not None else None
+                terms = self.train_step(
                     images.to(self.device, non_blocking=True),
                     masks.to(self.device, non_blocking=True),
+                    weak,
                 )
                 self.step += 1
-                loss_sum, loss_count = loss_sum + loss, loss_count + 1
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
                 elapsed = time.perf_counter() - start_time
                 ips = (self.step - start_step) * t.batch_size / max(elapsed, 1e-9)
                 if self.step % t.log_every == 0 or self.step == t.steps:
-                    _append_history(
-                        self.out / "history.jsonl",
-                        {
-                            "step": self.step,
-                            "loss": loss_sum / loss_count,
-                            "lr": self.optimizer.param_groups[0]["lr"],
-                        },
-                    )
-                    loss_sum, loss_count = 0.0, 0
+                    record = {
+                        "step": self.step,
+                        **{k: v / count for k, v in sums.items()},
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                    }
+                    _append_history(self.out / "history.jsonl", record)
+                    sums, count = {}, 0
                 if self.step % t.eval_every == 0 or self.step == t.steps:
                     progress.update(task, miou=f"{100 * self._validate():.1f}")
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                     self._checkpoint("last.pt")
-                progress.update(task, completed=self.step, loss=loss, ips=ips)
+                progress.update(task, completed=self.step, loss=terms["loss"], ips=ips)
                 if stop_at is not None and self.step >= stop_at:
                     break
         wall = time.perf_counter() - start_time

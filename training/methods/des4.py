@@ -1,9 +1,10 @@
 """DeS4 (Ding et al., IJCAI 2023): prototype head, decoupled teacher decoder, multi-entropy
 sampling (MES).
 
-- Prototype head (Eqs. 1-3, 6): class scores ``s * cos(f, p_c)`` against non-learnable
-  prototypes (buffers) shared by teacher and student; ``s`` is a fixed scale (digest default
-  10: raw cosine logits give a near-uniform softmax).
+- Prototype head (Eqs. 1-3, 6; :class:`training.models.heads.PrototypeHead`): class scores
+  ``s * cos(f, p_c)`` against non-learnable prototypes (buffers) shared by teacher and
+  student; ``s`` is a fixed scale (digest default 10: raw cosine logits give a near-uniform
+  softmax).
 - Unbiased teacher-decoder loss (Eq. 7-8): per-pixel weights ``(1 - max_c softmax)^2``
   normalised over each image's valid pixels (the paper's "argmax" read as the max
   probability), detached; a weighted sum of CE.
@@ -18,28 +19,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from segloop.taxonomy import IGNORE_INDEX
-
-
-class PrototypeHead(nn.Module):
-    """Cosine classifier over buffer prototypes (C x D); no learnable parameters."""
-
-    prototypes: torch.Tensor
-
-    def __init__(self, channels: int, num_classes: int, scale: float) -> None:
-        super().__init__()
-        self.register_buffer("prototypes", F.normalize(torch.randn(num_classes, channels), dim=1))
-        self.scale = scale
-        self.num_outputs = num_classes
-
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        weight = F.normalize(self.prototypes, dim=1)[:, :, None, None]
-        return self.scale * F.conv2d(F.normalize(feature, dim=1), weight)
-
-    def class_scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
+from training.models.heads import PrototypeHead
 
 
 def unbiased_weights(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,18 +50,22 @@ def multi_entropy_sample(
     entropies: torch.Tensor, quota: int, zones: int, alpha: float, generator: torch.Generator
 ) -> torch.Tensor:
     """Indices of at most ``quota`` samples spread over ``zones`` equal-width entropy zones,
-    zone ``i`` receiving ``quota * Z_i / sum Z`` with ``Z_i = 1 / (alpha + mean entropy)``."""
+    zone ``i`` receiving ``quota * Z_i / sum Z`` with ``Z_i = 1 / (alpha + mean entropy)``,
+    apportioned by largest remainders so the quotas sum to ``quota``."""
     members = entropy_zones(entropies, zones)
     weights = torch.tensor(
         [1.0 / (alpha + float(entropies[m].mean())) if m.numel() else 0.0 for m in members]
     )
     shares = weights / weights.sum() * quota
-    want = [round(float(x)) for x in shares]
+    want = shares.floor().long()
+    remainder = quota - int(want.sum())  # largest-remainder apportionment: exactly `quota`
+    if remainder > 0:
+        want[(shares - want).argsort(descending=True)[:remainder]] += 1
     chosen: list[torch.Tensor] = []
     leftover = 0
     order = sorted(range(zones), key=lambda i: members[i].numel())
     for i in order:  # smallest zones first, so their shortfall can go to larger ones
-        need = want[i] + leftover
+        need = int(want[i]) + leftover
         perm = members[i][torch.randperm(members[i].numel(), generator=generator)]
         take = perm[:need]
         leftover = need - take.numel()
@@ -108,6 +94,8 @@ def update_prototypes(
         idx = torch.nonzero(flat_y == c).flatten()
         quota = max(1, round(idx.numel() / float(class_ratio[c])))
         pick = idx[multi_entropy_sample(flat_e[idx], quota, zones, alpha, generator)]
+        if pick.numel() == 0:
+            continue
         mean = flat_f[pick].mean(dim=0)
         head.prototypes[c] = F.normalize(
             momentum * head.prototypes[c] + (1 - momentum) * mean, dim=0

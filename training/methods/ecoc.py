@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from segloop.errors import SegloopError
 
@@ -83,25 +82,6 @@ def decode_scores(bit_probs: torch.Tensor, codebook: torch.Tensor) -> torch.Tens
     weight = (2.0 * codebook - 1.0)[:, :, None, None]
     bias = (1.0 - codebook).sum(dim=1)
     return F.conv2d(bit_probs, weight, bias)
-
-
-class EcocHead(nn.Module):
-    """K-bit sigmoid head; ``class_scores`` decodes bit logits to soft-Hamming class scores."""
-
-    codebook: torch.Tensor
-
-    def __init__(self, channels: int, codebook: np.ndarray, dropout: float) -> None:
-        super().__init__()
-        self.register_buffer("codebook", torch.as_tensor(codebook, dtype=torch.float32))
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Conv2d(channels, codebook.shape[1], 1)
-        self.num_outputs = codebook.shape[1]
-
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(feature))
-
-    def class_scores(self, bit_logits: torch.Tensor) -> torch.Tensor:
-        return decode_scores(torch.sigmoid(bit_logits), self.codebook)
 
 
 @torch.no_grad()

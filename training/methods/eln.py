@@ -8,6 +8,10 @@
 - The ELN mask (Eq. 9) keeps pixels with ``sigmoid(B) > 0.5``.
 - Pixel contrastive loss (Eq. 10) over the batch's ELN-valid pixels, on a random subset of
   ``samples`` pixels (Eq. 10 is quadratic in pixels; the code uses 32x32 windows instead).
+  Eq. 10 sums over every same-label key, so its scale grows with the number of pixels
+  sampled (measured: 25 -> 343 within 30 steps as the ELN mask opened, swamping the other
+  terms); like the authors' code, which divides each class term by its pixel count, we
+  average over an anchor's positives.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def pixel_contrastive_loss(
     """Eq. 10 on ``samples`` random valid pixels of the batch: for each anchor i (student
     embedding) and each same-label key j (teacher embedding, no gradient),
     ``-log d(i,j) / (d(i,j) + sum_{k: other label} d(i,k))``, ``d = exp(cos / tau)``,
-    summed over j and averaged over anchors."""
+    averaged over j (see the module docstring) and over anchors."""
     s = F.normalize(student.permute(0, 2, 3, 1)[valid], dim=1)
     t = F.normalize(teacher.detach().permute(0, 2, 3, 1)[valid], dim=1)
     y = labels[valid]
@@ -87,5 +91,6 @@ def pixel_contrastive_loss(
     neg = torch.logsumexp(sim.masked_fill(same, float("-inf")), dim=1, keepdim=True)
     # log(d_ij / (d_ij + sum_neg)) = sim_ij - logaddexp(sim_ij, log sum_neg)
     log_ratio = sim - torch.logaddexp(sim, neg.expand_as(sim))
-    per_anchor = -(log_ratio * same.float()).sum(dim=1)
+    positives = same.float()
+    per_anchor = -(log_ratio * positives).sum(dim=1) / positives.sum(dim=1)
     return per_anchor.mean()

@@ -10,16 +10,19 @@ EMA of weights over stale student statistics would mislabel. Integer buffers
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def ema_decay(step: int, max_decay: float) -> float:
     return min(1.0 - 1.0 / (step + 1), max_decay)
 
 
-def make_teacher(student: nn.Module) -> nn.Module:
+def make_teacher(student: ModuleT) -> ModuleT:
     """A frozen copy of the student (no gradients, eval mode)."""
     teacher = copy.deepcopy(student)
     for p in teacher.parameters():

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from segloop.params import ModelParams
-from training.models.deeplab import (
-    DeepLabV3PlusDecoder,
-    ProjectionHead,
-    SegmentationModel,
-    SoftmaxHead,
-)
+from training.methods.ecoc import build_codebook
+from training.models.deeplab import DeepLabV3PlusDecoder, ProjectionHead, SegmentationModel
 from training.models.eln import ErrorLocalizationNetwork
+from training.models.heads import ClassifierHead, EcocHead, PrototypeHead, SoftmaxHead
 from training.models.resnet import ResNet, load_torchvision_weights
 from training.models.tiny import TinyBackbone
 
@@ -22,6 +17,18 @@ def build_backbone(
     if name == "tiny":
         return TinyBackbone(in_channels, tiny_widths, output_stride)
     return ResNet(name, in_channels, output_stride)
+
+
+def build_head(params: ModelParams, num_classes: int) -> ClassifierHead:
+    """The classifier head named by ``model.head`` (softmax, ecoc or prototype)."""
+    if params.head == "ecoc":
+        codebook = build_codebook(
+            num_classes, params.ecoc.bits, params.ecoc.min_distance, params.ecoc.seed
+        )
+        return EcocHead(params.decoder_channels, codebook, params.dropout)
+    if params.head == "prototype":
+        return PrototypeHead(params.decoder_channels, num_classes, params.prototype_scale)
+    return SoftmaxHead(params.decoder_channels, num_classes, params.dropout)
 
 
 def build_model(params: ModelParams, num_classes: int) -> SegmentationModel:
@@ -37,7 +44,7 @@ def build_model(params: ModelParams, num_classes: int) -> SegmentationModel:
         params.aspp_rates,
         params.dropout,
     )
-    head: nn.Module = SoftmaxHead(params.decoder_channels, num_classes, params.dropout)
+    head = build_head(params, num_classes)
     projection = ProjectionHead(params.decoder_channels, params.projection_dim)
     return SegmentationModel(backbone, decoder, head, projection)
 

@@ -9,9 +9,13 @@ for contrastive methods.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from training.models.heads import ClassifierHead
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 1) -> nn.Sequential:
@@ -67,6 +71,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         self.fuse = nn.Sequential(
             SeparableConv(channels + low_channels, channels), SeparableConv(channels, channels)
         )
+        self.in_channels = in_channels
         self.channels = channels
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -74,19 +79,6 @@ class DeepLabV3PlusDecoder(nn.Module):
             self.aspp(high), size=low.shape[2:], mode="bilinear", align_corners=False
         )
         return self.fuse(torch.cat([context, self.low(low)], dim=1))
-
-
-class SoftmaxHead(nn.Module):
-    """Per-pixel linear classifier; its outputs are class logits (softmax gives P)."""
-
-    def __init__(self, channels: int, num_classes: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Conv2d(channels, num_classes, 1)
-        self.num_outputs = num_classes
-
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(feature))
 
 
 class ProjectionHead(nn.Sequential):
@@ -98,14 +90,30 @@ class ProjectionHead(nn.Sequential):
         )
 
 
+@dataclass
+class SegmentationOutput:
+    """What methods need from one forward pass, all at the decoder's /4 resolution: the
+    head's raw output (class logits, ECOC bit logits or prototype logits), the decoder
+    feature and the projection embedding."""
+
+    raw: torch.Tensor
+    feature: torch.Tensor
+    embedding: torch.Tensor | None
+    backbone: tuple[torch.Tensor, torch.Tensor]
+
+
 class SegmentationModel(nn.Module):
-    """backbone -> DeepLabV3+ decoder -> head; ``forward`` gives scores at input size."""
+    """backbone -> DeepLabV3+ decoder -> head; ``forward`` gives class scores at input size.
+
+    Every head has ``forward(feature) -> raw`` and ``class_scores(raw) -> C scores``; raw
+    outputs are upsampled before decoding.
+    """
 
     def __init__(
         self,
         backbone: nn.Module,
         decoder: DeepLabV3PlusDecoder,
-        head: nn.Module,
+        head: ClassifierHead,
         projection: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -119,6 +127,16 @@ class SegmentationModel(nn.Module):
         low, high = self.backbone(image)
         return self.decoder(low, high)
 
+    def forward_parts(self, image: torch.Tensor) -> SegmentationOutput:
+        low, high = self.backbone(image)
+        feature = self.decoder(low, high)
+        embedding = self.projection(feature) if self.projection is not None else None
+        return SegmentationOutput(self.head(feature), feature, embedding, (low, high))
+
+    def scores_at(self, raw: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """Class scores at ``size`` from the head's raw /4 output."""
+        up = F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
+        return self.head.class_scores(up)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        scores = self.head(self.decode(image))
-        return F.interpolate(scores, size=image.shape[2:], mode="bilinear", align_corners=False)
+        return self.scores_at(self.head(self.decode(image)), image.shape[2:])

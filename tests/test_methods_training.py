@@ -1,0 +1,152 @@
+"""Every method runs end to end in the one training loop, warm-started from a short
+supervised round 0 as the loop uses it, and decreases the losses it optimises."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from segloop.params import Params, load_params
+from segloop.splits import make_split, write_split
+from segloop.synth import write_dataset
+from training.methods.filters import combine_filters
+from training.trainer import Trainer
+
+BASE = [
+    "data.synth.height=32",
+    "data.synth.width=64",
+    "data.synth.train_frames=48",
+    "data.synth.val_frames=8",
+    "data.synth.workers=1",
+    "data.split.fraction=1/4",
+    "model.tiny_widths=[8,8,16,16]",
+    "model.decoder_channels=16",
+    "model.low_level_channels=8",
+    "model.projection_dim=8",
+    "model.aspp_rates=[1,2,3]",
+    "model.eln.decoder_channels=16",
+    "train.crop=[32,64]",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "train.threads=1",
+    "train.device=cpu",
+    "train.eval_every=1000",
+    "train.log_every=10",
+    "train.lr=0.01",
+    "methods.unlabeled_batch_size=4",
+    "methods.rampup_steps=0",
+]
+HEADS = {
+    "softmax": [],
+    "ecoc": ["model.head=ecoc"],
+    "prototype": ["model.head=prototype", "methods.des4.enabled=true"],
+}
+U2PL = [
+    "methods.u2pl.enabled=true",
+    "methods.u2pl.anchors=16",
+    "methods.u2pl.negatives=8",
+    "methods.u2pl.delta_p=0.0",
+]
+# recipe -> (head, overrides, the loss terms that must fall)
+RECIPES = {
+    "mean-teacher": ("softmax", ["methods.confidence_threshold=0.5"], ["unsup"]),
+    "u2pl": ("softmax", [*U2PL, "methods.u2pl.sce_weight=0.1"], ["unsup"]),
+    "ecoc": ("ecoc", [], ["sup", "unsup"]),
+    "eln": ("softmax", ["methods.eln.enabled=true"], ["eln"]),
+    "des4": ("prototype", [], ["des4_unbiased", "des4_unsup"]),
+    "combined": ("ecoc", [*U2PL, "methods.eln.enabled=true"], ["sup", "eln"]),
+}
+
+
+def test_filters_combine_as_documented() -> None:
+    valid = torch.tensor([True, True, True, False])
+    confident = torch.tensor([True, True, False, True])
+    eln = torch.tensor([True, False, True, True])
+    reliable, unreliable = combine_filters(valid, [confident, eln])
+    assert reliable.tolist() == [True, False, False, False]  # every filter must trust it
+    assert unreliable.tolist() == [False, True, True, False]  # any distrust; never invalid
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("methods")
+    params = _params(root, [])
+    write_dataset(params.data.root, params.data.synth)
+    write_split(make_split(params.data), params.data)
+    for head, extra in HEADS.items():
+        Trainer(
+            _params(
+                root,
+                [
+                    *extra,
+                    "methods.eln.enabled=true",
+                    "train.steps=60",
+                    f"train.out_dir={root / f'r0_{head}'}",
+                ],
+            )
+        ).run()
+    return root
+
+
+def _params(root: Path, extra: list[str]) -> Params:
+    return load_params(
+        None, [f"data.root={root / 'data'}", f"data.split.dir={root / 'splits'}", *BASE, *extra]
+    )
+
+
+def _windows(history: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in history.open() if '"loss"' in line]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_method_runs_and_its_losses_fall(workspace: Path, name: str) -> None:
+    head, extra, falling = RECIPES[name]
+    out = workspace / name
+    params = _params(
+        workspace,
+        [
+            *HEADS[head],
+            *extra,
+            "methods.unlabeled=true",
+            f"methods.init_from={workspace / f'r0_{head}' / 'last.pt'}",
+            "train.steps=40",
+            f"train.out_dir={out}",
+        ],
+    )
+    Trainer(params).run()
+    rows = _windows(out / "history.jsonl")
+    assert len(rows) == 4
+    for key in falling:
+        assert rows[-1][key] < rows[0][key], f"{key}: {rows[0][key]} -> {rows[-1][key]}"
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    assert (out / "best.pt").exists() and (out / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_semi_supervised_resume_matches_uninterrupted_run(workspace: Path) -> None:
+    head, extra, _ = RECIPES["combined"]
+    common = [
+        *HEADS[head],
+        *extra,
+        "methods.unlabeled=true",
+        "train.steps=6",
+        "train.checkpoint_every=3",
+        "train.log_every=1",
+        f"methods.init_from={workspace / 'r0_ecoc' / 'last.pt'}",
+    ]
+    Trainer(_params(workspace, [*common, f"train.out_dir={workspace / 'straight'}"])).run()
+    resumed = _params(workspace, [*common, f"train.out_dir={workspace / 'resumed'}"])
+    Trainer(resumed).run(stop_at=3)
+    Trainer(resumed).run()
+    a = torch.load(workspace / "straight" / "last.pt", weights_only=False)
+    b = torch.load(workspace / "resumed" / "last.pt", weights_only=False)
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], atol=0, rtol=0, msg=key)
+    for key in a["objective"]["teacher"]:
+        torch.testing.assert_close(
+            a["objective"]["teacher"][key], b["objective"]["teacher"][key], atol=0, rtol=0, msg=key
+        )
+    qa, qb = a["objective"]["component:u2pl"], b["objective"]["component:u2pl"]
+    torch.testing.assert_close(qa["memory"], qb["memory"], atol=0, rtol=0)

@@ -1,0 +1,93 @@
+"""Per-head losses and the probability view every method reads.
+
+- softmax head: class logits; probabilities = softmax; losses = CE (supervised) and the U2PL
+  form ``lambda_u * mean(SCE over reliable pixels)`` (unsupervised; plain masked CE when U2PL
+  is off, since ``lambda_u`` then only renormalises the mean);
+- ECOC head: bit logits; class scores = soft-Hamming decoding; probabilities = softmax of the
+  scores (one bit of distance = a factor e), used for entropy, confidence and the ELN input;
+  supervised targets = ground-truth codewords, unsupervised targets = hybrid labels from the
+  teacher's bits (reliable bit mining), both through ``ecoc_loss`` weighted by the filters;
+- prototype head (DeS4): scaled cosine logits, treated as class logits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from segloop.params import Params
+from segloop.taxonomy import IGNORE_INDEX
+from training.methods.ecoc import ecoc_loss, hybrid_bits, reliable_bit_mask
+from training.methods.u2pl import unsupervised_loss
+from training.models import SegmentationModel
+
+
+class HeadObjective:
+    def __init__(self, model: SegmentationModel, params: Params) -> None:
+        self.kind = params.model.head
+        self.model = model
+        self.ecoc = params.methods.ecoc
+        u2pl = params.methods.u2pl
+        self.eta = u2pl.eta if u2pl.enabled else 1.0
+        self.sce = u2pl.sce_weight if u2pl.enabled else 0.0
+
+    def _codebook(self) -> torch.Tensor:
+        codebook = self.model.head.codebook
+        assert isinstance(codebook, torch.Tensor)
+        return codebook
+
+    def probabilities(self, raw_up: torch.Tensor) -> torch.Tensor:
+        """B x C x H x W class probabilities from upsampled raw head outputs."""
+        return F.softmax(self.model.head.class_scores(raw_up).float(), dim=1)
+
+    def confidence(self, raw_up: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Max probability; for ECOC the mean bit confidence ``mean_k max(p_k, 1 - p_k)``."""
+        if self.kind == "ecoc":
+            return (0.5 + (torch.sigmoid(raw_up.float()) - 0.5).abs()).mean(dim=1)
+        return probs.amax(dim=1)
+
+    def supervised(self, raw_up: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.kind != "ecoc":
+            scores = self.model.head.class_scores(raw_up).float()
+            return F.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX)
+        valid = labels != IGNORE_INDEX
+        safe = torch.where(valid, labels, torch.zeros_like(labels))
+        codebook = self._codebook()
+        target = codebook[safe].permute(0, 3, 1, 2)
+        return ecoc_loss(
+            raw_up.float(),
+            target,
+            safe,
+            valid.float(),
+            codebook,
+            self.ecoc.pcd_weight,
+            self.ecoc.pcc_weight,
+            self.ecoc.tau,
+        )
+
+    def unsupervised(
+        self,
+        raw_up: torch.Tensor,
+        pseudo: torch.Tensor,
+        reliable: torch.Tensor,
+        teacher_raw_up: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.kind != "ecoc":
+            scores = self.model.head.class_scores(raw_up).float()
+            return unsupervised_loss(scores, pseudo, reliable, self.eta, self.sce)
+        codebook = self._codebook()
+        bit_probs = torch.sigmoid(teacher_raw_up.float())
+        mask, top = reliable_bit_mask(
+            bit_probs, codebook, self.ecoc.candidates, self.ecoc.bit_threshold
+        )
+        target = hybrid_bits(bit_probs, codebook, mask, top)
+        return ecoc_loss(
+            raw_up.float(),
+            target,
+            pseudo,
+            reliable.float(),
+            codebook,
+            self.ecoc.pcd_weight,
+            self.ecoc.pcc_weight,
+            self.ecoc.tau,
+        )
