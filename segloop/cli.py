@@ -22,6 +22,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("segloop.data_cli", "app", "Generate the embedded dataset and write splits."),
     "train": ("training.cli", "train_app", "Train a segmentation model (needs the train extra)."),
     "eval": ("training.cli", "eval_app", "Evaluate a checkpoint: mIoU, per-class IoU, accuracy."),
+    "predict": (
+        "training.cli",
+        "predict_app",
+        "Write a split's label/confidence/reliability maps.",
+    ),
+    "select": ("segloop.select_cli", "app", "DARS + reliability selection of pseudo-labels."),
 }
 
 

@@ -153,7 +153,7 @@ class TrainParams(StrictModel):
     # "split": the labeled split; "full": every train frame with its ground truth (the
     # fully supervised upper bound for benchmarks, never used by the loop).
     labels: Literal["split", "full"] = "split"
-    steps: int = Field(1000, ge=1)
+    steps: int = Field(800, ge=1)
     batch_size: int = Field(8, ge=1)
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = Field(2e-3, gt=0)
@@ -168,7 +168,7 @@ class TrainParams(StrictModel):
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1)
     checkpoint_every: int = Field(200, ge=1)
-    eval_every: int = Field(250, ge=1)
+    eval_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
     seed: int = 0
     num_workers: int = Field(0, ge=0)
@@ -263,6 +263,18 @@ class MethodsParams(StrictModel):
     pseudo_fraction: float = Field(0.5, ge=0, le=1)
 
 
+class SelectionParams(StrictModel):
+    """Offline pseudo-label selection between rounds (``segloop predict`` / ``select``)."""
+
+    predictions: Path = Path("runs/pool")  # label/, confidence/, reliability/ of the pool
+    out: Path = Path("runs/pseudo")  # selected pseudo-label PNGs + selection.json
+    alpha: float = Field(0.2, gt=0, le=1)  # DARS budget: share of all pool pixels to keep
+    use_reliability: bool = True  # also drop pixels the ELN flags (when predicted)
+    reliability_threshold: float = Field(0.5, ge=0, le=1)
+    seed: int = 0
+    annotate_next: int = Field(100, ge=0)  # least reliable frames listed for human labeling
+
+
 class EvalParams(StrictModel):
     # Defaults to <train.out_dir>/best.pt.
     checkpoint: Path | None = None
@@ -280,6 +292,7 @@ class Params(StrictModel):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     methods: MethodsParams = MethodsParams()
+    selection: SelectionParams = SelectionParams()
     eval: EvalParams = EvalParams()
 
     @model_validator(mode="after")

@@ -9,9 +9,12 @@ from segloop.params import Params, load_params
 def test_repo_params_file_is_valid_and_matches_model_defaults() -> None:
     params = load_params(Path("params.yaml"))
     defaults = Params()
+    assert params == defaults  # the file lists every knob at its model default
     assert params.data == defaults.data
     assert params.model == defaults.model
     assert params.eval == defaults.eval
+    assert params.methods == defaults.methods
+    assert params.selection == defaults.selection
 
 
 def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from segloop.cli_options import ParamsOption, SetOption, params_from_cli
 console = Console()
 train_app = typer.Typer(help="Train a segmentation model.")
 eval_app = typer.Typer(help="Evaluate a checkpoint.")
+predict_app = typer.Typer(help="Predict a split's label, confidence and reliability maps.")
 
 
 @train_app.command()
@@ -80,3 +81,41 @@ def evaluate(
     if report["skipped"]:
         console.print(f"[yellow]skipped {len(report['skipped'])} bad frames (listed in the report)")
     console.print(f"report -> {target}")
+
+
+@predict_app.command()
+def predict(
+    params_path: ParamsOption = None,
+    overrides: SetOption = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="default <train.out_dir>/best.pt")] = None,
+    split: Annotated[str, typer.Option(help="labeled | unlabeled | val")] = "unlabeled",
+) -> None:
+    """Write label/, confidence/ and reliability/ PNGs to selection.predictions (resumable)."""
+    import torch
+
+    from segloop.params import eval_window
+    from segloop.splits import split_samples
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from training.predict import eln_from_checkpoint, predict_frames
+    from training.trainer import resolve_device
+
+    params = params_from_cli(params_path, overrides)
+    path = checkpoint or params.train.out_dir / "best.pt"
+    state = load_checkpoint(path)
+    model, taxonomy = model_from_checkpoint(state)
+    eln = eln_from_checkpoint(state, taxonomy.num_classes)
+    device = resolve_device(params.train.device)
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    model.to(device)
+    if eln is not None:
+        eln.to(device)
+    samples = split_samples(params.data, split, with_masks=False)
+    out = params.selection.predictions
+    written = predict_frames(
+        model, eln, samples, out, device, eval_window(params), params.eval.overlap
+    )
+    console.print(
+        f"predicted {written} of {len(samples)} frames -> {out}"
+        + ("" if eln is not None else " (no ELN in the checkpoint: no reliability)")
+    )

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.progress import Progress
 
+from segloop.imageio import write_png
 from segloop.params import SynthParams
 from segloop.synth.scene import render_frame
 
@@ -43,17 +42,6 @@ SPLIT_SEED_OFFSET = {"train": 0, "val": 10_000_000}
 
 def frame_stem(city: str, index: int) -> str:
     return f"{city}_{index:06d}_000019"
-
-
-def write_png(path: Path, array: np.ndarray) -> None:
-    """Atomically write a PNG (RGB arrays are converted to OpenCV's BGR order)."""
-    data = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
-    ok, encoded = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
 
 
 def _conditions(mix: dict[str, float], count: int, rng: np.random.Generator) -> list[str]:

@@ -1,0 +1,146 @@
+"""Turn a predicted pool into the next round's pseudo-labels (torch-free).
+
+Input: a predictions folder with ``label/<key>`` (trainIds), ``confidence/<key>`` (uint8,
+``round(255 * max probability)``) and optionally ``reliability/<key>`` (uint8, ELN probability
+that the label is right) for every pool frame; these come from ``segloop predict`` or, later,
+from the exported engines. Two streaming passes: per-class confidence histograms, then
+DARS selection (:mod:`segloop.selection`) plus reliability masking per frame. Writes
+``<out>/<key>`` PNGs (255 = ignore), ``selection.json`` and ``annotate_next.txt`` (the frames
+with the lowest mean reliability, or confidence when no reliability was predicted).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rich.progress import track
+
+from segloop.errors import DataError
+from segloop.imageio import write_png
+from segloop.metrics import confusion_matrix
+from segloop.params import SelectionParams
+from segloop.selection import (
+    ConfidenceHistogram,
+    class_prior,
+    dars_thresholds,
+    select_pseudo_label,
+)
+from segloop.taxonomy import IGNORE_INDEX, Taxonomy
+
+BINS = 256  # one bin per stored uint8 confidence level
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 2 or image.dtype != np.uint8:
+        raise DataError(f"{path}: missing or not an 8-bit single-channel PNG")
+    return image
+
+
+def _confidence(stored: np.ndarray) -> np.ndarray:
+    """uint8 level v -> the centre of histogram bin v."""
+    return (stored.astype(np.float32) + 0.5) / BINS
+
+
+@dataclass(frozen=True)
+class PoolPrediction:
+    label: np.ndarray
+    confidence: np.ndarray
+    reliability: np.ndarray | None
+
+
+def read_prediction(folder: Path, key: str, with_reliability: bool) -> PoolPrediction:
+    label = _read_gray(folder / "label" / key)
+    confidence = _confidence(_read_gray(folder / "confidence" / key))
+    reliability = None
+    path = folder / "reliability" / key
+    if with_reliability and path.exists():
+        reliability = _read_gray(path).astype(np.float32) / 255.0
+    return PoolPrediction(label, confidence, reliability)
+
+
+def labeled_histogram(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for mask in masks:
+        counts += np.bincount(mask[mask != IGNORE_INDEX], minlength=num_classes)[:num_classes]
+    return counts
+
+
+def select_pool(
+    keys: list[str], labeled_masks: list[np.ndarray], taxonomy: Taxonomy, params: SelectionParams
+) -> dict[str, Any]:
+    """Run both passes and write the pseudo-labels; returns the summary also saved as JSON."""
+    folder, out = params.predictions, params.out
+    if not (folder / "label").is_dir():
+        raise DataError(f"{folder}: no label/ folder of pool predictions; run 'segloop predict'")
+    prior = class_prior(labeled_histogram(labeled_masks, taxonomy.num_classes))
+    hist = ConfidenceHistogram(taxonomy.num_classes, BINS)
+    for key in track(keys, description="pass 1: histograms", transient=True):
+        pred = read_prediction(folder, key, with_reliability=False)
+        hist.update(pred.label, pred.confidence)
+    selection = dars_thresholds(hist, prior, params.alpha)
+
+    kept = np.zeros(taxonomy.num_classes, dtype=np.int64)
+    scores: list[tuple[float, str]] = []
+    for index, key in enumerate(track(keys, description="pass 2: selecting", transient=True)):
+        pred = read_prediction(folder, key, with_reliability=params.use_reliability)
+        rng = np.random.default_rng([params.seed, index])
+        pseudo = select_pseudo_label(
+            pred.label,
+            pred.confidence,
+            pred.reliability,
+            selection,
+            rng,
+            params.reliability_threshold,
+        )
+        write_png(out / key, pseudo)
+        kept += np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=taxonomy.num_classes)[
+            : taxonomy.num_classes
+        ]
+        trust = pred.reliability if pred.reliability is not None else pred.confidence
+        scores.append((float(trust.mean()), key))
+
+    least = [key for _, key in sorted(scores)[: params.annotate_next]]
+    (out / "annotate_next.txt").write_text("".join(f"{k}\n" for k in least))
+    total = max(hist.pixels, 1)
+    summary = {
+        "frames": len(keys),
+        "alpha": params.alpha,
+        "kept_fraction": float(kept.sum() / total),
+        "classes": {
+            name: {
+                "prior": float(prior[j]),
+                "threshold": float(selection.thresholds[j]),
+                "sampling_ratio": float(selection.ratios[j]),
+                "kept_fraction": float(kept[j] / total),
+            }
+            for j, name in enumerate(taxonomy.classes)
+        },
+    }
+    (out / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def pseudo_label_quality(
+    pseudo_dir: Path, keys: list[str], truths: list[np.ndarray], num_classes: int
+) -> dict[str, float]:
+    """Precision (kept pixels whose label is right) and coverage (share of ground-truth
+    pixels kept) of a pseudo-label folder against the pool's hidden ground truth."""
+    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    kept = labeled = 0
+    for key, truth in zip(keys, truths, strict=True):
+        pseudo = _read_gray(pseudo_dir / key)
+        keep = pseudo != IGNORE_INDEX
+        both = keep & (truth != IGNORE_INDEX)
+        conf += confusion_matrix(pseudo[both], truth[both], num_classes)
+        kept += int(both.sum())
+        labeled += int((truth != IGNORE_INDEX).sum())
+    return {
+        "precision": float(np.trace(conf) / max(kept, 1)),
+        "coverage": float(kept / max(labeled, 1)),
+    }
