@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -46,6 +47,8 @@ def select(
             console.print("[yellow]the pool has no complete ground truth; nothing measured")
             return
         quality = pseudo_label_quality(params.selection.out, keys, truths, taxonomy.num_classes)
+        summary["quality"] = quality
+        (params.selection.out / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
         console.print(
             f"pseudo-label precision {100 * quality['precision']:.1f}%, "
             f"coverage {100 * quality['coverage']:.1f}%"

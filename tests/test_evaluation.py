@@ -90,3 +90,37 @@ def test_bad_frames_are_skipped_and_counted_when_params_say_so(tmp_path: Path) -
     assert result.confusion.sum() == 2 * 16 * 32
     with pytest.raises(DataError):
         evaluate(model, samples, CITYSCAPES, torch.device("cpu"), progress=False)
+
+
+class FlagLeftHalf(nn.Module):
+    """A stand-in ELN: reliability 0 (flag as error) on the left half, 1 elsewhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.full((x.shape[0], 1, *x.shape[2:]), 10.0)
+        out[..., : x.shape[3] // 2] = -10.0
+        return out
+
+
+def test_eln_error_localization_scores(tmp_path: Path) -> None:
+    make_cityscapes(tmp_path, {"val": 1}, size=(4, 8))
+    sample = discover(tmp_path, "cityscapes", "val")[0]
+    assert sample.mask is not None
+    truth = np.zeros((4, 8), dtype=np.uint8)
+    truth[:, 2:6] = 1  # the constant-0 model is wrong on columns 2..5
+    truth[0, 0] = 255
+    write_gray(sample.mask, truth)
+    taxonomy = Taxonomy("toy", ("a", "b"), ((0, 0, 0), (1, 1, 1)))
+    result = evaluate(
+        ConstantModel(2, 0),
+        [sample],
+        taxonomy,
+        torch.device("cpu"),
+        progress=False,
+        eln=FlagLeftHalf(),
+    )
+    # flagged: columns 0..3 (15 valid pixels); errors: columns 2..5 (16 pixels)
+    # TP = columns 2..3 = 8, FP = columns 0..1 minus the ignored pixel = 7, FN = columns 4..5 = 8
+    assert result.eln_counts is not None and result.eln_counts.tolist() == [8, 7, 8]
+    scores = result.report(taxonomy)["eln_error_localization"]
+    assert scores["precision"] == pytest.approx(8 / 15)
+    assert scores["recall"] == pytest.approx(8 / 16)

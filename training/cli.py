@@ -45,18 +45,23 @@ def evaluate(
     from segloop.splits import read_conditions, split_samples
     from training.checkpoint import load_checkpoint, model_from_checkpoint
     from training.evaluation import evaluate_with_params
+    from training.predict import eln_from_checkpoint
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
     path = checkpoint or params.eval.checkpoint or params.train.out_dir / "best.pt"
-    model, taxonomy = model_from_checkpoint(load_checkpoint(path))
+    state = load_checkpoint(path)
+    model, taxonomy = model_from_checkpoint(state)
+    eln = eln_from_checkpoint(state, taxonomy.num_classes)
     device = resolve_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
     model.to(device)
+    if eln is not None:
+        eln.to(device)
     samples = split_samples(params.data, params.eval.split, with_masks=True)
     result = evaluate_with_params(
-        model, samples, taxonomy, device, params, read_conditions(params.data.root)
+        model, samples, taxonomy, device, params, read_conditions(params.data.root), eln=eln
     )
     report = {
         "checkpoint": str(path),
@@ -77,6 +82,8 @@ def evaluate(
     table.add_row("pixel acc.", f"{100 * report['pixel_accuracy']:.2f}")
     for name, cond in report["by_condition"].items():
         table.add_row(f"mIoU ({name})", f"{100 * cond['miou']:.2f}")
+    for name, value in report.get("eln_error_localization", {}).items():
+        table.add_row(f"ELN error {name}", f"{100 * value:.1f}")
     console.print(table)
     if report["skipped"]:
         console.print(f"[yellow]skipped {len(report['skipped'])} bad frames (listed in the report)")

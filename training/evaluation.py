@@ -24,6 +24,7 @@ from segloop.metrics import confusion_matrix, summarize
 from segloop.params import Params, eval_window
 from segloop.taxonomy import Taxonomy
 from training.data import to_tensor
+from training.models.eln import eln_inputs
 
 
 def _starts(length: int, window: int, stride: int) -> list[int]:
@@ -56,17 +57,18 @@ def sliding_window_probs(
 
 
 @torch.no_grad()
-def predict_frame(
+def frame_probs(
     model: nn.Module,
     image: np.ndarray,
     device: torch.device,
     window: tuple[int, int] | None,
     overlap: float,
-) -> np.ndarray:
-    """HxW uint8 argmax prediction of one HxWx3 RGB frame, tiled when ``window`` is set."""
+) -> torch.Tensor:
+    """1 x C x H x W class probabilities of one HxWx3 RGB frame, tiled when ``window`` is set."""
     x = to_tensor(image)[None].to(device)
-    scores = model(x) if window is None else sliding_window_probs(model, x, window, overlap)
-    return scores.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
+    if window is None:
+        return F.softmax(model(x).float(), dim=1)
+    return sliding_window_probs(model, x, window, overlap)
 
 
 @dataclass
@@ -74,6 +76,9 @@ class EvalResult:
     confusion: np.ndarray
     by_condition: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # ELN error localisation over valid pixels: an "error" is argmax != ground truth; the
+    # ELN flags one where its reliability is below 0.5 (ELN paper, Table 4; pooled counts).
+    eln_counts: np.ndarray | None = None  # [flagged errors, flagged correct, missed errors]
 
     def report(self, taxonomy: Taxonomy) -> dict[str, Any]:
         out = summarize(self.confusion, taxonomy.classes)
@@ -85,6 +90,15 @@ class EvalResult:
             }
             for name, conf in sorted(self.by_condition.items())
         }
+        if self.eln_counts is not None:
+            tp, fp, fn = (int(v) for v in self.eln_counts)
+            precision = tp / max(tp + fp, 1)
+            recall = tp / max(tp + fn, 1)
+            out["eln_error_localization"] = {
+                "precision": precision,
+                "recall": recall,
+                "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+            }
         out["skipped"] = self.skipped
         out["confusion_matrix"] = self.confusion.tolist()
         return out
@@ -102,16 +116,21 @@ def evaluate(
     batch_size: int = 4,
     progress: bool = True,
     on_bad_file: str = "error",
+    eln: nn.Module | None = None,
 ) -> EvalResult:
     """Predict every sample (argmax of class scores) and accumulate confusion matrices.
 
     With ``on_bad_file="skip"`` an unreadable or inconsistent frame is left out and recorded
-    in ``EvalResult.skipped``; otherwise its :class:`DataError` propagates.
+    in ``EvalResult.skipped``; otherwise its :class:`DataError` propagates. With an ``eln``,
+    its error localisation is scored too.
     """
     was_training = model.training
     model.eval()
     n = taxonomy.num_classes
     result = EvalResult(np.zeros((n, n), dtype=np.int64))
+    if eln is not None:
+        eln.eval()
+        result.eln_counts = np.zeros(3, dtype=np.int64)
     conditions = conditions or {}
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     iterator = track(batches, description="evaluating", transient=True) if progress else batches
@@ -133,9 +152,21 @@ def evaluate(
         )
         if same_size and fits:
             x = torch.stack([to_tensor(p[0]) for p in pairs]).to(device)
-            preds = list(model(x).argmax(dim=1).cpu().numpy().astype(np.uint8))
+            probs = list(F.softmax(model(x).float(), dim=1).split(1))
         else:
-            preds = [predict_frame(model, img, device, window, overlap) for img, _ in pairs]
+            probs = [frame_probs(model, img, device, window, overlap) for img, _ in pairs]
+        preds = [p.argmax(dim=1)[0].cpu().numpy().astype(np.uint8) for p in probs]
+        if eln is not None and result.eln_counts is not None:
+            for (image, mask), p, pred in zip(pairs, probs, preds, strict=True):
+                x1 = to_tensor(image)[None].to(device)
+                flagged = (torch.sigmoid(eln(eln_inputs(x1, p)))[0, 0] < 0.5).cpu().numpy()
+                valid = mask != taxonomy.ignore_index
+                error = (pred != mask) & valid
+                result.eln_counts += [
+                    int((flagged & error).sum()),
+                    int((flagged & ~error & valid).sum()),
+                    int((~flagged & error).sum()),
+                ]
         for sample, (_, mask), pred in zip(batch, pairs, preds, strict=True):
             conf = confusion_matrix(pred, mask, n, taxonomy.ignore_index)
             result.confusion += conf
@@ -155,6 +186,7 @@ def evaluate_with_params(
     params: Params,
     conditions: dict[str, str] | None = None,
     progress: bool = True,
+    eln: nn.Module | None = None,
 ) -> EvalResult:
     """:func:`evaluate` configured by the ``eval`` and ``data`` sections of ``params``."""
     return evaluate(
@@ -168,4 +200,5 @@ def evaluate_with_params(
         params.eval.batch_size,
         progress,
         params.data.on_bad_file,
+        eln,
     )

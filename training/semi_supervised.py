@@ -192,7 +192,8 @@ class StepObjective:
             pseudo_s = apply_cutmix(pseudo, boxes)
             reliable_s = apply_cutmix(reliable, boxes)
             unreliable_s = apply_cutmix(unreliable, boxes)
-            t_raw_up_s = apply_cutmix(t_raw_up, boxes)
+            targets = self.head.teacher_targets(t_out.raw, size)
+            targets_s = apply_cutmix(targets, boxes) if targets is not None else None
 
         s_out = self.model.forward_parts(strong)
         s_raw_up = upsample(s_out.raw, size)
@@ -202,7 +203,7 @@ class StepObjective:
             terms["des4_unsup"] = weight * m.des4.lambda_u * F.cross_entropy(scores, pseudo_s)
         else:
             terms["unsup"] = weight * self.head.unsupervised(
-                s_raw_up, pseudo_s, reliable_s, t_raw_up_s
+                s_raw_up, pseudo_s, reliable_s, targets_s
             )
 
         grid = s_out.raw.shape[2:]
