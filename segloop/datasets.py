@@ -98,16 +98,22 @@ def _check_complete(path: Path, data: bytes) -> None:
         raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image as HxWx3 uint8 RGB; 16-bit, grey and alpha inputs are converted."""
+def _decode(path: Path, what: str) -> np.ndarray:
+    """Read and decode a file as stored (depth and channels unchanged), or raise DataError."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     _check_complete(path, data)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise DataError(f"{path}: not a decodable image")
+    array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DataError(f"{path}: not a decodable {what}")
+    return array
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as HxWx3 uint8 RGB; 16-bit, grey and alpha inputs are converted."""
+    image = _decode(path, "image")
     if image.dtype == np.uint16:
         image = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
     if image.dtype != np.uint8:
@@ -124,14 +130,7 @@ def read_mask(path: Path, taxonomy: Taxonomy, shape: tuple[int, int] | None = No
 
     ``*_labelIds.png`` files are mapped to train ids with the official Cityscapes table.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
-    _check_complete(path, data)
-    mask = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DataError(f"{path}: not a decodable mask")
+    mask = _decode(path, "mask")
     if mask.ndim != 2 or mask.dtype != np.uint8:
         raise DataError(
             f"{path}: a mask must be single-channel 8-bit, got {mask.dtype} with shape {mask.shape}"

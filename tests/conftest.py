@@ -42,12 +42,11 @@ def make_cityscapes(
     return keys
 
 
-@pytest.fixture
-def tiny_params(tmp_path: Path) -> Params:
-    """Params for a tiny embedded dataset under tmp_path (frames 32x64, tiny model)."""
-    overrides = [
-        f"data.root={tmp_path / 'data'}",
-        f"data.split.dir={tmp_path / 'splits'}",
+def tiny_overrides(root: Path) -> list[str]:
+    """A tiny embedded dataset under ``root`` (48 + 8 frames of 32x64) and a tiny model."""
+    return [
+        f"data.root={root / 'data'}",
+        f"data.split.dir={root / 'splits'}",
         "data.synth.height=32",
         "data.synth.width=64",
         "data.synth.train_frames=48",
@@ -59,11 +58,16 @@ def tiny_params(tmp_path: Path) -> Params:
         "model.low_level_channels=8",
         "model.projection_dim=8",
         "model.aspp_rates=[1,2,3]",
-        f"train.out_dir={tmp_path / 'run'}",
+        "model.eln.decoder_channels=16",
         "train.crop=[32,64]",
         "train.batch_size=4",
         "train.warmup_steps=2",
         "train.threads=1",
         "train.device=cpu",
     ]
-    return load_params(None, overrides)
+
+
+@pytest.fixture
+def tiny_params(tmp_path: Path) -> Params:
+    """Params for the tiny dataset under tmp_path, training into tmp_path/run."""
+    return load_params(None, [*tiny_overrides(tmp_path), f"train.out_dir={tmp_path / 'run'}"])

@@ -10,27 +10,11 @@ import torch
 from segloop.params import Params, load_params
 from segloop.splits import make_split, write_split
 from segloop.synth import write_dataset
+from tests.conftest import tiny_overrides
 from training.methods.filters import combine_filters
 from training.trainer import Trainer
 
-BASE = [
-    "data.synth.height=32",
-    "data.synth.width=64",
-    "data.synth.train_frames=48",
-    "data.synth.val_frames=8",
-    "data.synth.workers=1",
-    "data.split.fraction=1/4",
-    "model.tiny_widths=[8,8,16,16]",
-    "model.decoder_channels=16",
-    "model.low_level_channels=8",
-    "model.projection_dim=8",
-    "model.aspp_rates=[1,2,3]",
-    "model.eln.decoder_channels=16",
-    "train.crop=[32,64]",
-    "train.batch_size=4",
-    "train.warmup_steps=2",
-    "train.threads=1",
-    "train.device=cpu",
+EXTRA = [
     "train.eval_every=1000",
     "train.log_every=10",
     "train.lr=0.01",
@@ -90,9 +74,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _params(root: Path, extra: list[str]) -> Params:
-    return load_params(
-        None, [f"data.root={root / 'data'}", f"data.split.dir={root / 'splits'}", *BASE, *extra]
-    )
+    return load_params(None, [*tiny_overrides(root), *EXTRA, *extra])
 
 
 def _windows(history: Path) -> list[dict[str, float]]:

@@ -52,8 +52,8 @@ def test_select_pool_on_hand_built_predictions(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_predict_select_and_train_on_pseudo_labels(tiny_params: Params) -> None:
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
-    from training.predict import eln_from_checkpoint, predict_frames
+    from training.checkpoint import eln_from_checkpoint, load_checkpoint, model_from_checkpoint
+    from training.predict import predict_frames
     from training.trainer import Trainer
 
     data = tiny_params.data

@@ -13,7 +13,7 @@ from torch import nn
 from segloop.errors import SegloopError
 from segloop.params import ModelParams
 from segloop.taxonomy import Taxonomy
-from training.models import SegmentationModel, build_model
+from training.models import ErrorLocalizationNetwork, SegmentationModel, build_eln, build_model
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -59,3 +59,26 @@ def model_from_checkpoint(state: dict[str, Any]) -> tuple[SegmentationModel, Tax
     model = build_model(params, taxonomy.num_classes)
     model.load_state_dict(state["model"])
     return model, taxonomy
+
+
+def load_for_inference(
+    path: Path,
+    device: torch.device,
+) -> tuple[SegmentationModel, Taxonomy, ErrorLocalizationNetwork | None]:
+    """The model, its taxonomy and its ELN (when the checkpoint has one), on ``device``."""
+    state = load_checkpoint(path)
+    model, taxonomy = model_from_checkpoint(state)
+    eln = eln_from_checkpoint(state, taxonomy.num_classes)
+    model.to(device)
+    if eln is not None:
+        eln.to(device)
+    return model, taxonomy, eln
+
+
+def eln_from_checkpoint(state: dict[str, Any], num_classes: int) -> ErrorLocalizationNetwork | None:
+    if "eln" not in state:
+        return None
+    params = ModelParams.model_validate({**state["model_params"], "pretrained": None})
+    eln = build_eln(params, num_classes)
+    eln.load_state_dict(state["eln"])
+    return eln.eval()

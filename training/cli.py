@@ -43,22 +43,16 @@ def evaluate(
     import torch
 
     from segloop.splits import read_conditions, split_samples
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from training.checkpoint import load_for_inference
     from training.evaluation import evaluate_with_params
-    from training.predict import eln_from_checkpoint
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
     path = checkpoint or params.eval.checkpoint or params.train.out_dir / "best.pt"
-    state = load_checkpoint(path)
-    model, taxonomy = model_from_checkpoint(state)
-    eln = eln_from_checkpoint(state, taxonomy.num_classes)
-    device = resolve_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
-    model.to(device)
-    if eln is not None:
-        eln.to(device)
+    device = resolve_device(params.train.device)
+    model, taxonomy, eln = load_for_inference(path, device)
     samples = split_samples(params.data, params.eval.split, with_masks=True)
     result = evaluate_with_params(
         model, samples, taxonomy, device, params, read_conditions(params.data.root), eln=eln
@@ -102,21 +96,16 @@ def predict(
 
     from segloop.params import eval_window
     from segloop.splits import split_samples
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
-    from training.predict import eln_from_checkpoint, predict_frames
+    from training.checkpoint import load_for_inference
+    from training.predict import predict_frames
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
     path = checkpoint or params.train.out_dir / "best.pt"
-    state = load_checkpoint(path)
-    model, taxonomy = model_from_checkpoint(state)
-    eln = eln_from_checkpoint(state, taxonomy.num_classes)
-    device = resolve_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
-    model.to(device)
-    if eln is not None:
-        eln.to(device)
+    device = resolve_device(params.train.device)
+    model, _, eln = load_for_inference(path, device)
     samples = split_samples(params.data, split, with_masks=False)
     out = params.selection.predictions
     written = predict_frames(

@@ -14,21 +14,11 @@ from rich.progress import track
 
 from segloop.datasets import Sample, read_image
 from segloop.imageio import write_png
-from segloop.params import ModelParams
 from training.data import to_tensor
 from training.evaluation import sliding_window_probs
-from training.models import ErrorLocalizationNetwork, SegmentationModel, build_eln, eln_inputs
+from training.models import ErrorLocalizationNetwork, SegmentationModel, eln_inputs
 
 OUTPUTS = ("label", "confidence", "reliability")
-
-
-def eln_from_checkpoint(state: dict, num_classes: int) -> ErrorLocalizationNetwork | None:
-    if "eln" not in state:
-        return None
-    params = ModelParams.model_validate({**state["model_params"], "pretrained": None})
-    eln = build_eln(params, num_classes)
-    eln.load_state_dict(state["eln"])
-    return eln.eval()
 
 
 @torch.no_grad()
