@@ -75,12 +75,19 @@ def root() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: user mistakes print one clear message and exit 2."""
+    """Console-script entry point: user mistakes print one clear message and exit 2; Ctrl-C
+    exits 130 with a note on resuming."""
     try:
         app(prog_name="segloop")
     except SegloopError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True, soft_wrap=True).print(
+            "interrupted: finished checkpoints and outputs are kept; rerun the same command "
+            "to resume"
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

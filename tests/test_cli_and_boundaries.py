@@ -125,3 +125,18 @@ def test_cli_synth_split_train_eval(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert report["frames"] == 4 and len(report["per_class_iou"]) == 19
     assert 0.0 <= report["miou"] <= 1.0
+
+
+def test_ctrl_c_exits_130_with_a_resume_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import segloop.cli
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(segloop.cli, "app", interrupted)
+    with pytest.raises(SystemExit) as info:
+        segloop.cli.main()
+    assert info.value.code == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err

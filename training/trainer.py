@@ -322,7 +322,13 @@ class Trainer:
                     _append_history(self.out / "history.jsonl", record)
                     sums, count = {}, 0
                 if self.step % t.eval_every == 0 or self.step == t.steps:
-                    progress.update(task, miou=f"{100 * self._validate():.1f}")
+                    miou = f"{100 * self._validate():.1f}"
+                    progress.update(task, miou=miou)
+                    if not progress.console.is_terminal:  # logs (CI, dvc repro): one line
+                        progress.console.print(
+                            f"step {self.step}/{t.steps}  loss {terms['loss']:.3f}  "
+                            f"{ips:.1f} img/s  val mIoU {miou}"
+                        )
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                     self._checkpoint("last.pt")
                 progress.update(task, completed=self.step, loss=terms["loss"], ips=ips)
