@@ -132,3 +132,41 @@ def test_semi_supervised_resume_matches_uninterrupted_run(workspace: Path) -> No
         )
     qa, qb = a["objective"]["component:u2pl"], b["objective"]["component:u2pl"]
     torch.testing.assert_close(qa["memory"], qb["memory"], atol=0, rtol=0)
+
+
+def test_eln_constraint_uses_class_scores_for_every_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an ECOC head the main CE of Eq. 3 must come from the decoded class scores, not
+    from the K raw bit logits."""
+    import torch.nn.functional as F
+
+    import training.components as components
+    from training.components import ELNComponent
+    from training.models import build_model
+    from training.semi_supervised import upsample
+
+    params = load_params(
+        None,
+        [
+            "model.head=ecoc",
+            "model.ecoc.bits=12",
+            "model.ecoc.min_distance=3",
+            "methods.eln.enabled=true",
+        ],
+    )
+    model = build_model(params.model, 5)
+    eln = ELNComponent(model, params, 5, torch.device("cpu"))
+    seen: list[torch.Tensor] = []
+    original = components.constrained_aux_loss
+
+    def spy(aux_ce: list[torch.Tensor], main_ce: torch.Tensor, alphas: list[float]):
+        seen.append(main_ce)
+        return original(aux_ce, main_ce, alphas)
+
+    monkeypatch.setattr(components, "constrained_aux_loss", spy)
+    images = torch.randn(2, 3, 32, 32)
+    labels = torch.randint(0, 5, (2, 32, 32))
+    out = model.forward_parts(images)
+    scores = model.head.class_scores(upsample(out.raw, (32, 32)))
+    eln.labeled_losses(images, labels, out, scores)
+    expected = F.cross_entropy(scores, labels, reduction="none").mean(dim=(1, 2))
+    torch.testing.assert_close(seen[0], expected.detach())

@@ -86,8 +86,9 @@ class ELNComponent:
         labels: torch.Tensor,
         out: Any,
         scores_up: torch.Tensor,
-        probs_of: Any,
     ) -> dict[str, torch.Tensor]:
+        """Eq. 3 and Eqs. 5-6 on a labeled batch; ``scores_up`` are the main head's class
+        scores at label resolution (decoded for ECOC), so every head is treated alike."""
         if not self.training_enabled:
             return {}
         self.eln.train()
@@ -101,10 +102,7 @@ class ELNComponent:
             [per_image_ce(s, labels) for s in aux_scores], main_ce, list(self.cfg.aux_alphas)
         )
         eln_loss = torch.zeros((), device=images.device)
-        predictions = [
-            probs_of(scores_up.detach()),
-            *(F.softmax(s.detach(), dim=1) for s in aux_scores),
-        ]
+        predictions = [F.softmax(s.detach().float(), dim=1) for s in (scores_up, *aux_scores)]
         for probs in predictions:
             correct, valid = correctness(probs.argmax(dim=1), labels)
             logits = self.eln(eln_inputs(images, probs))[:, 0]

@@ -129,7 +129,7 @@ class StepObjective:
         if self.eln is not None:
             self.eln.training_enabled = m.eln.train_during_ssl or unlabeled is None
             terms.update(
-                self.eln.labeled_losses(images, labels, out, raw_up, self.head.probabilities)
+                self.eln.labeled_losses(images, labels, out, self.model.head.class_scores(raw_up))
             )
         if self.des4 is not None:
             terms.update(self.des4.labeled_losses(self.teacher, images, labels))
