@@ -176,3 +176,10 @@ def test_u2pl_contrast_runs_and_fills_queues() -> None:
     loss.backward()
     assert float(loss.detach()) > 0 and student.grad is not None
     assert int(contrast.queue.size.sum()) > 0 and bool(contrast.prototypes.ready.any())
+
+
+def test_unlabeled_weight_ramp() -> None:
+    from training.semi_supervised import rampup
+
+    assert [rampup(s, 4) for s in (0, 2, 4, 9)] == [0.0, 0.5, 1.0, 1.0]
+    assert rampup(0, 0) == 1.0

@@ -45,11 +45,11 @@ def upsample(raw: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Ten
     return F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
 
 
-def rampup(step: int, start: int, length: int) -> float:
-    """Linear ramp of the unlabeled weight from 0 at ``start`` to 1 after ``length`` steps."""
+def rampup(step: int, length: int) -> float:
+    """Linear ramp of the unlabeled weight from 0 at the first step to 1 after ``length``."""
     if length <= 0:
         return 1.0
-    return min(max((step - start) / length, 0.0), 1.0)
+    return min(step / length, 1.0)
 
 
 class StepObjective:
@@ -73,7 +73,6 @@ class StepObjective:
             if self.teacher is not None:
                 self.des4.share_prototypes(model, self.teacher)
         self.generator = torch.Generator().manual_seed(params.train.seed + 5)
-        self.ramp_start = 0
 
     def reset_teacher(self) -> None:
         """Re-copy the teacher from the student (after a warm start)."""
@@ -152,7 +151,7 @@ class StepObjective:
         assert self.teacher is not None
         self.teacher.eval()
         size = weak.shape[2:]
-        weight = m.unsup_weight * rampup(step, self.ramp_start, m.rampup_steps)
+        weight = m.unsup_weight * rampup(step, m.rampup_steps)
         with torch.no_grad():
             t_out = self.teacher.forward_parts(weak)
             assert t_out.embedding is not None

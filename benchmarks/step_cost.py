@@ -1,0 +1,63 @@
+"""Seconds per training step of each recipe at the params.yaml size (planning figures).
+
+    python benchmarks/step_cost.py --threads 2 --steps 10
+
+Each recipe trains from scratch into runs/step_cost/<recipe>; the first 2 steps are warm-up
+and not timed. Needs the embedded dataset and splits (``segloop data synth && segloop data
+split``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from segloop.params import load_params
+from training.trainer import Trainer
+
+RECIPES = {
+    "supervised": [],
+    "mean-teacher": ["methods.unlabeled=true", "methods.confidence_threshold=0.95"],
+    "u2pl": ["methods.unlabeled=true", "methods.u2pl.enabled=true"],
+    "ecoc+eln": ["model.head=ecoc", "methods.unlabeled=true", "methods.eln.enabled=true"],
+    "combined": [
+        "model.head=ecoc",
+        "methods.unlabeled=true",
+        "methods.u2pl.enabled=true",
+        "methods.eln.enabled=true",
+    ],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    args = parser.parse_args()
+    for name in args.recipes:
+        out = Path("runs/step_cost") / name
+        shutil.rmtree(out, ignore_errors=True)
+        params = load_params(
+            "params.yaml",
+            [
+                *RECIPES[name],
+                f"train.out_dir={out}",
+                f"train.steps={args.steps + 2}",
+                "train.eval_every=100000",
+                f"train.threads={args.threads}",
+                "train.warmup_steps=1",
+            ],
+        )
+        trainer = Trainer(params)
+        trainer.run(stop_at=2)
+        start = time.perf_counter()
+        trainer.run(stop_at=args.steps + 2)
+        seconds = (time.perf_counter() - start) / args.steps
+        print(f"{name:14s} {seconds:.2f} s/step", flush=True)
+
+
+if __name__ == "__main__":
+    main()
