@@ -2,8 +2,8 @@
 
     python benchmarks/step_cost.py --threads 2 --steps 10
 
-Each recipe trains from scratch into runs/step_cost/<recipe>; the first 2 steps are warm-up
-and not timed. Needs the embedded dataset and splits (``segloop data synth && segloop data
+Each recipe trains from scratch into runs/step_cost/<recipe>; the first ``--warmup`` steps
+are not timed (the first steps of a process run markedly slower than later ones). Needs the embedded dataset and splits (``segloop data synth && segloop data
 split``).
 """
 
@@ -34,7 +34,8 @@ RECIPES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args()
     for name in args.recipes:
@@ -52,9 +53,9 @@ def main() -> None:
             ],
         )
         trainer = Trainer(params)
-        trainer.run(stop_at=2)
+        trainer.run(stop_at=args.warmup)
         start = time.perf_counter()
-        trainer.run(stop_at=args.steps + 2)
+        trainer.run(stop_at=args.warmup + args.steps)
         seconds = (time.perf_counter() - start) / args.steps
         print(f"{name:14s} {seconds:.2f} s/step", flush=True)
 
