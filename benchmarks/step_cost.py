@@ -3,8 +3,8 @@
     python benchmarks/step_cost.py --threads 2 --steps 10
 
 Each recipe trains from scratch into runs/step_cost/<recipe>; the first ``--warmup`` steps
-are not timed (the first steps of a process run markedly slower than later ones). Needs the embedded dataset and splits (``segloop data synth && segloop data
-split``).
+are not timed (the first steps of a process run markedly slower than later ones). Needs the
+embedded dataset and splits (``segloop data synth && segloop data split``).
 """
 
 from __future__ import annotations
