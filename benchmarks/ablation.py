@@ -15,6 +15,7 @@ interrupted training resumes from its ``last.pt``; rerun the same command to con
 
     python benchmarks/ablation.py --seeds 0 1 --rows supervised mean-teacher
     python benchmarks/ablation.py --report          # markdown table of what has finished
+    python benchmarks/ablation.py --root runs/pilot --budget 1000 --seeds 0   # a quick pilot
 """
 
 from __future__ import annotations
@@ -86,15 +87,15 @@ def evaluate(out: Path, common: list[str], extra: list[str]) -> None:
         segloop("eval", sets=[*common, *extra, f"train.out_dir={out}"])
 
 
-def run_row(name: str, seed: int, budget: int, common: list[str]) -> None:
+def run_row(root: Path, name: str, seed: int, budget: int, common: list[str]) -> None:
     row = ROWS[name]
-    out = ROOT / name / f"seed{seed}"
+    out = root / name / f"seed{seed}"
     head = [o for o in HEADS[row.head] if not o.startswith("methods.eln")]
     if not row.warm:
         train(out, budget, seed, common, head)
         evaluate(out, common, head)
         return
-    warm = ROOT / "warm" / row.head / f"seed{seed}"
+    warm = root / "warm" / row.head / f"seed{seed}"
     train(warm, budget // 2, seed, common, HEADS[row.head])
     extra = [*HEADS[row.head], *row.overrides, f"methods.init_from={warm / 'best.pt'}"]
     if "methods.eln.enabled=true" not in row.overrides:
@@ -114,7 +115,7 @@ def run_row(name: str, seed: int, budget: int, common: list[str]) -> None:
     evaluate(out, common, extra)
 
 
-def report() -> str:
+def report(root: Path) -> str:
     """Markdown: per row mean and spread over seeds of val mIoU, overall and per condition."""
     lines = [
         "| row | seeds | mIoU | day | dusk | fog | rain | pseudo-label precision / "
@@ -122,7 +123,7 @@ def report() -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ROWS:
-        evals = [json.loads(p.read_text()) for p in sorted((ROOT / name).glob("seed*/eval.json"))]
+        evals = [json.loads(p.read_text()) for p in sorted((root / name).glob("seed*/eval.json"))]
         if not evals:
             continue
 
@@ -136,7 +137,7 @@ def report() -> str:
             cells.append(stat([e["by_condition"][condition]["miou"] for e in evals]))
         selections = [
             json.loads(p.read_text())
-            for p in sorted((ROOT / name).glob("seed*/pseudo/selection.json"))
+            for p in sorted((root / name).glob("seed*/pseudo/selection.json"))
         ]
         quality = [s["quality"] for s in selections if "quality" in s]
         cells.append(
@@ -169,17 +170,19 @@ def main() -> None:
         help="extra params override for every run, e.g. train.threads=2",
     )
     parser.add_argument("--report", action="store_true", help="print the table and exit")
+    parser.add_argument("--root", type=Path, default=ROOT, help="where the runs live")
     args = parser.parse_args()
+
     if args.report:
-        print(report())
+        print(report(args.root))
         return
     common = ["train.eval_every=250", "train.checkpoint_every=250", *args.sets]
     for seed in args.seeds:
         for name in args.rows:
             start = time.perf_counter()
-            run_row(name, seed, args.budget, common)
+            run_row(args.root, name, seed, args.budget, common)
             print(f"{name} seed {seed}: {time.perf_counter() - start:.0f}s", flush=True)
-    print(report())
+    print(report(args.root))
 
 
 if __name__ == "__main__":

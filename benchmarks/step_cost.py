@@ -1,6 +1,6 @@
 """Seconds per training step of each recipe at the params.yaml size (planning figures).
 
-    python benchmarks/step_cost.py --threads 2 --steps 10
+    python benchmarks/step_cost.py --threads 2
 
 Each recipe trains from scratch into runs/step_cost/<recipe>; the first ``--warmup`` steps
 are not timed (the first steps of a process run markedly slower than later ones). Needs the
