@@ -170,3 +170,20 @@ def test_eln_constraint_uses_class_scores_for_every_head(monkeypatch: pytest.Mon
     eln.labeled_losses(images, labels, out, scores)
     expected = F.cross_entropy(scores, labels, reduction="none").mean(dim=(1, 2))
     torch.testing.assert_close(seen[0], expected.detach())
+
+
+def test_warm_start_from_another_architecture_is_a_clear_error(workspace: Path) -> None:
+    from segloop.errors import SegloopError
+
+    params = _params(
+        workspace,
+        [
+            *HEADS["ecoc"],
+            "methods.unlabeled=true",
+            "train.steps=2",
+            f"methods.init_from={workspace / 'r0_softmax' / 'last.pt'}",
+            f"train.out_dir={workspace / 'mismatch'}",
+        ],
+    )
+    with pytest.raises(SegloopError, match="another shape"):
+        Trainer(params)

@@ -24,6 +24,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
+from segloop.errors import SegloopError
 from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
@@ -46,8 +47,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from segloop.errors import SegloopError
-
         raise SegloopError("train.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
 
@@ -153,10 +152,17 @@ class Trainer:
     def _warm_start(self, path: Path) -> None:
         """Start from another run's weights (the supervised round): student, teacher, ELN."""
         state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.objective.eln is not None and "eln" in state:
+                self.objective.eln.eln.load_state_dict(state["eln"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise SegloopError(
+                f"{path}: methods.init_from holds a model of another shape than the model "
+                f"params describe ({first}); warm-start from a run with the same model section"
+            ) from None
         self.objective.reset_teacher()
-        if self.objective.eln is not None and "eln" in state:
-            self.objective.eln.eln.load_state_dict(state["eln"])
 
     def _resume(self) -> None:
         path = self.out / "last.pt"
