@@ -114,15 +114,16 @@ class Trainer:
         transform = train_transform(t)
         on_bad = params.data.on_bad_file
         self.dataset = LabeledFrames(samples, self.taxonomy, transform, on_bad)
+        pool = []
+        if m.pseudo_labels is not None or m.unlabeled:
+            pool = split_samples(params.data, "unlabeled", with_masks=False)
         self.pseudo: LabeledFrames | None = None
         if m.pseudo_labels is not None:
-            pool = split_samples(params.data, "unlabeled", with_masks=False)
             self.pseudo = LabeledFrames(
                 pseudo_labeled_samples(pool, m.pseudo_labels), self.taxonomy, transform, on_bad
             )
         self.unlabeled: UnlabeledFrames | None = None
         if m.unlabeled:
-            pool = split_samples(params.data, "unlabeled", with_masks=False)
             self.unlabeled = UnlabeledFrames(pool, weak_transform(t), on_bad)
         self.val_samples = split_samples(params.data, "val", with_masks=True)
         self.conditions = read_conditions(params.data.root)
