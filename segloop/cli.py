@@ -28,6 +28,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Write a split's label/confidence/reliability maps.",
     ),
     "select": ("segloop.select_cli", "app", "DARS + reliability selection of pseudo-labels."),
+    "export": ("export.cli", "app", "Export a checkpoint to ONNX graphs (and a TensorRT engine)."),
+    "label": (
+        "inference_server.label_cli",
+        "app",
+        "Label images, folders, lists and videos with an export (torch-free).",
+    ),
 }
 
 

@@ -22,15 +22,16 @@ def synth(
     root: Annotated[Path | None, typer.Option(help="output root (default data.root)")] = None,
 ) -> None:
     """Render the procedural driving dataset in the Cityscapes layout."""
-    from segloop.synth import write_dataset
+    from segloop.synth import write_clips, write_dataset
 
     params = params_from_cli(params_path, overrides)
     out = root or params.data.root
     start = time.perf_counter()
     counts = write_dataset(out, params.data.synth)
+    clips = write_clips(out, params.data.synth)
     console.print(
-        f"wrote {counts['train']} train + {counts['val']} val frames to {out} "
-        f"({counts['rendered']} rendered in {time.perf_counter() - start:.1f}s)"
+        f"wrote {counts['train']} train + {counts['val']} val frames and {len(clips)} clips "
+        f"to {out} ({counts['rendered']} frames rendered in {time.perf_counter() - start:.1f}s)"
     )
 
 

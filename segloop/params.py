@@ -67,6 +67,10 @@ class SynthParams(StrictModel):
     train_conditions: dict[str, float] = {"day": 0.4, "dusk": 0.2, "fog": 0.2, "rain": 0.2}
     val_conditions: dict[str, float] = {"day": 0.25, "dusk": 0.25, "fog": 0.25, "rain": 0.25}
     workers: int = Field(2, ge=1)
+    # Short driving clips (clips/clip_NNN.mp4) for video labeling; 0 writes none.
+    clips: int = Field(2, ge=0)
+    clip_frames: int = Field(48, ge=1)
+    clip_fps: float = Field(12.0, gt=0)
 
     _check_train = field_validator("train_conditions")(_conditions_mix)
     _check_val = field_validator("val_conditions")(_conditions_mix)
@@ -287,6 +291,61 @@ class EvalParams(StrictModel):
     out: Path | None = None
 
 
+BackendName = Literal["ort-cpu", "ort-cuda", "ort-trt", "trt"]
+
+
+class TensorRTParams(StrictModel):
+    """Native TensorRT engines (``segloop export --engine trt``), built strongly typed: the
+    precision lives in the ONNX (FP16 conversion or INT8 Q/DQ), not in builder flags."""
+
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    calibration_frames: int = Field(64, ge=1)  # pool frames that calibrate INT8 Q/DQ scales
+    min_batch: int = Field(1, ge=1)  # the engine's optimisation profile over the batch axis
+    opt_batch: int = Field(8, ge=1)
+    max_batch: int = Field(16, ge=1)
+    workspace_gib: float = Field(4.0, gt=0)
+    cache_dir: Path = Path("runs/engine_cache")  # engines and the timing cache, shared
+
+    @model_validator(mode="after")
+    def _profile_ordered(self) -> TensorRTParams:
+        if not self.min_batch <= self.opt_batch <= self.max_batch:
+            raise ValueError("tensorrt batches must satisfy min_batch <= opt_batch <= max_batch")
+        return self
+
+
+class ExportParams(StrictModel):
+    """``segloop export``: ONNX graphs, metadata and the parity gate."""
+
+    checkpoint: Path | None = None  # defaults to <train.out_dir>/best.pt
+    out: Path = Path("runs/export")
+    # Graph input height x width; null uses train.crop. dynamic_size exports H and W as
+    # dynamic axes (any multiple of the output stride); otherwise frames are resized to it.
+    input_size: tuple[int, int] | None = None
+    dynamic_size: bool = False
+    opset: int = Field(17, ge=13, le=21)
+    parity_split: Literal["val", "labeled", "unlabeled"] = "val"
+    parity_frames: int = Field(16, ge=1)
+    parity_min_agreement: float = Field(0.999, ge=0, le=1)
+    engine: Literal["onnx", "trt"] = "onnx"
+    tensorrt: TensorRTParams = TensorRTParams()
+
+
+class LabelParams(StrictModel):
+    """``segloop label``: the batch labeler over image folders, globs, lists and videos."""
+
+    export_dir: Path = Path("runs/export")
+    backend: BackendName = "ort-cpu"
+    out: Path = Path("runs/label")
+    batch_size: int = Field(8, ge=1)
+    decode_workers: int = Field(2, ge=1)  # processes decoding images and video frames
+    write_workers: int = Field(2, ge=1)  # threads encoding and writing PNGs
+    threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads (CPU)
+    every: int = Field(1, ge=1)  # video: keep every N-th frame
+    fps: float | None = Field(None, gt=0)  # video: sample at this rate instead of `every`
+    overlays: bool = False  # also write colour overlays (overlay/)
+    png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is fast and near the best size
+
+
 class Params(StrictModel):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
@@ -294,6 +353,8 @@ class Params(StrictModel):
     methods: MethodsParams = MethodsParams()
     selection: SelectionParams = SelectionParams()
     eval: EvalParams = EvalParams()
+    export: ExportParams = ExportParams()
+    label: LabelParams = LabelParams()
 
     @model_validator(mode="after")
     def _methods_fit_the_model(self) -> Params:
@@ -307,6 +368,11 @@ class Params(StrictModel):
         if m.u2pl.rank_high <= m.u2pl.rank_low:
             raise ValueError("methods.u2pl.rank_high must exceed rank_low")
         return self
+
+
+def export_input_size(params: Params) -> tuple[int, int]:
+    """The exported graphs' input size: ``export.input_size``, or the training crop."""
+    return params.export.input_size or params.train.crop
 
 
 def eval_window(params: Params) -> tuple[int, int]:

@@ -72,12 +72,21 @@ def labeled_histogram(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
 
 
 def select_pool(
-    keys: list[str], labeled_masks: list[np.ndarray], taxonomy: Taxonomy, params: SelectionParams
+    keys: list[str],
+    labeled_masks: list[np.ndarray],
+    taxonomy: Taxonomy,
+    params: SelectionParams,
+    report_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run both passes and write the pseudo-labels; returns the summary also saved as JSON."""
+    """Run both passes and write the pseudo-labels; returns the summary also saved as JSON
+    (``selection.json`` and ``annotate_next.txt`` go to ``report_dir``, default the output)."""
     folder, out = params.predictions, params.out
+    report_dir = report_dir or out
     if not (folder / "label").is_dir():
-        raise DataError(f"{folder}: no label/ folder of pool predictions; run 'segloop predict'")
+        raise DataError(
+            f"{folder}: no label/ folder of pool predictions; run 'segloop label' or "
+            "'segloop predict'"
+        )
     prior = class_prior(labeled_histogram(labeled_masks, taxonomy.num_classes))
     hist = ConfidenceHistogram(taxonomy.num_classes, BINS)
     for key in track(keys, description="pass 1: histograms", transient=True):
@@ -106,7 +115,8 @@ def select_pool(
         scores.append((float(trust.mean()), key))
 
     least = [key for _, key in sorted(scores)[: params.annotate_next]]
-    (out / "annotate_next.txt").write_text("".join(f"{k}\n" for k in least))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "annotate_next.txt").write_text("".join(f"{k}\n" for k in least))
     total = max(hist.pixels, 1)
     summary = {
         "frames": len(keys),
@@ -122,7 +132,7 @@ def select_pool(
             for j, name in enumerate(taxonomy.classes)
         },
     }
-    (out / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (report_dir / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

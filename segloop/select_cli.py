@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,16 +16,34 @@ app = typer.Typer(help="Select the next round's pseudo-labels from pool predicti
 console = Console()
 
 
+def labeled_keys(label_dir: Path) -> list[str]:
+    """Keys of the frames a ``segloop label`` run labeled successfully, from its manifest."""
+    from segloop.errors import DataError
+    from segloop.label_manifest import MANIFEST_FILE, read_rows
+
+    rows = read_rows(label_dir / MANIFEST_FILE)
+    if not rows:
+        raise DataError(f"{label_dir}: no {MANIFEST_FILE} rows; run 'segloop label' first")
+    return sorted({row["key"] for row in rows if row.get("status") == "ok"})
+
+
 @app.command()
 def select(
     params_path: ParamsOption = None,
     overrides: SetOption = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="a 'segloop label' output folder: select from its manifest's frames and write "
+            "pseudo/, selection.json and annotate_next.txt beside the manifest"
+        ),
+    ] = None,
     measure: Annotated[
         bool, typer.Option(help="report precision/coverage against the pool's ground truth")
     ] = False,
 ) -> None:
     """Per-class DARS thresholds over the whole pool, unreliable pixels to ignore."""
-    from segloop.datasets import read_mask
+    from segloop.datasets import read_mask, sample_for_key
     from segloop.pool_selection import pseudo_label_quality, select_pool
     from segloop.splits import split_samples
 
@@ -34,21 +53,33 @@ def select(
     masks = [
         read_mask(s.mask, taxonomy) for s in track(labeled, "reading labels") if s.mask is not None
     ]
-    pool = split_samples(params.data, "unlabeled", with_masks=measure)
-    keys = [s.key for s in pool]
-    summary = select_pool(keys, masks, taxonomy, params.selection)
+    selection = params.selection
+    report_dir = None
+    if labels is not None:
+        keys = labeled_keys(labels)
+        selection = selection.model_copy(update={"predictions": labels, "out": labels / "pseudo"})
+        report_dir = labels
+        pool = [sample_for_key(params.data.root, params.data.layout, k, measure) for k in keys]
+    else:
+        pool = split_samples(params.data, "unlabeled", with_masks=measure)
+        keys = [s.key for s in pool]
+    summary = select_pool(keys, masks, taxonomy, selection, report_dir)
+    report_dir = report_dir or selection.out
     console.print(
         f"kept {100 * summary['kept_fraction']:.1f}% of {summary['frames']} frames' "
-        f"pixels (alpha {summary['alpha']:g}) -> {params.selection.out}"
+        f"pixels (alpha {summary['alpha']:g}) -> {selection.out}; "
+        f"annotate next -> {report_dir / 'annotate_next.txt'}"
     )
     if measure:
-        truths = [read_mask(s.mask, taxonomy) for s in pool if s.mask is not None]
+        truths = [
+            read_mask(s.mask, taxonomy) for s in pool if s.mask is not None and s.mask.exists()
+        ]
         if len(truths) != len(keys):
             console.print("[yellow]the pool has no complete ground truth; nothing measured")
             return
-        quality = pseudo_label_quality(params.selection.out, keys, truths, taxonomy.num_classes)
+        quality = pseudo_label_quality(selection.out, keys, truths, taxonomy.num_classes)
         summary["quality"] = quality
-        (params.selection.out / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (report_dir / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
         console.print(
             f"pseudo-label precision {100 * quality['precision']:.1f}%, "
             f"coverage {100 * quality['coverage']:.1f}%"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -71,3 +72,53 @@ def tiny_overrides(root: Path) -> list[str]:
 def tiny_params(tmp_path: Path) -> Params:
     """Params for the tiny dataset under tmp_path, training into tmp_path/run."""
     return load_params(None, [*tiny_overrides(tmp_path), f"train.out_dir={tmp_path / 'run'}"])
+
+
+@dataclass(frozen=True)
+class TinyExport:
+    """A tiny dataset, a random-weight checkpoint with an ELN, and its export directory."""
+
+    root: Path
+    params: Params
+    checkpoint: Path
+    export_dir: Path
+    params_overrides: list[str]
+
+
+def write_tiny_checkpoint(params: Params, path: Path, with_eln: bool = True) -> Path:
+    """A checkpoint of an untrained model (and ELN): enough for export and labeling tests."""
+    import torch
+
+    from training.checkpoint import model_state, save_checkpoint
+    from training.models import build_eln, build_model
+
+    taxonomy = params.data.taxonomy.build()
+    torch.manual_seed(0)
+    model = build_model(params.model, taxonomy.num_classes).eval()
+    state = model_state(model, params.model, taxonomy)
+    if with_eln:
+        state["eln"] = build_eln(params.model, taxonomy.num_classes).state_dict()
+    save_checkpoint(path, state)
+    return path
+
+
+def make_tiny_export(
+    root: Path, extra: list[str] | None = None, with_eln: bool = True
+) -> TinyExport:
+    from export.exporter import export_checkpoint
+    from segloop.splits import make_split, write_split
+    from segloop.synth import write_dataset
+
+    overrides = [*tiny_overrides(root), f"export.out={root / 'export'}", *(extra or [])]
+    params = load_params(None, overrides)
+    if not (root / "splits" / "val.txt").exists():
+        write_dataset(params.data.root, params.data.synth)
+        write_split(make_split(params.data), params.data)
+    checkpoint = write_tiny_checkpoint(params, root / "ckpt.pt", with_eln)
+    export_checkpoint(params, checkpoint)
+    return TinyExport(root, params, checkpoint, params.export.out, overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> TinyExport:
+    return make_tiny_export(tmp_path_factory.mktemp("tiny_export"))

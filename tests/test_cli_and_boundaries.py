@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TinyExport
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK_TORCH = (
     "import sys\n"
@@ -25,11 +27,19 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+INFERENCE_SERVER_MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "inference_server").rglob("*.py")
+)
+
+
 @pytest.mark.parametrize(
     "module",
     [
-        "inference_server",
+        *INFERENCE_SERVER_MODULES,
         "segloop",
+        "segloop.select_cli",
+        "segloop.label_manifest",
         "segloop.cli",
         "segloop.synth",
         "segloop.splits",
@@ -140,3 +150,21 @@ def test_ctrl_c_exits_130_with_a_resume_note(
         segloop.cli.main()
     assert info.value.code == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_label_runs_with_torch_blocked(tiny_export: TinyExport, tmp_path: Path) -> None:
+    """The whole labeling run (plan, decode workers, ORT, writers) without torch importable.
+    Spawned decoder processes re-import only inference_server modules."""
+    out = tmp_path / "out"
+    argv = [
+        "segloop", "label", str(tiny_export.root / "data" / "leftImg8bit" / "val"),
+        "--export-dir", str(tiny_export.export_dir), "--out", str(out),
+    ]  # fmt: skip
+    result = _run(
+        BLOCK_TORCH + f"import sys; sys.argv = {argv!r}\n"
+        "from segloop.cli import main\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "labeled 8 frames" in " ".join(result.stdout.split())
+    assert "torch" not in result.stderr
