@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +122,6 @@ class FrameWriter:
         self.settings = settings
         self.metadata = metadata
         self.palette = np.array([*metadata.palette, (0, 0, 0)], dtype=np.uint8)
-        self.class_totals = np.zeros(metadata.num_classes, dtype=np.int64)
 
     def write(self, item: Decoded, maps: dict[str, np.ndarray]) -> dict[str, Any]:
         task = item.task
@@ -131,14 +130,14 @@ class FrameWriter:
         for name, values in maps.items():
             restored[name] = restore_map(values, item.size, self.metadata)
             path = self.settings.out / name / task.key
-            write_png(path, restored[name], self.settings.png_compression)
+            write_png(path, restored[name], self.settings.png_compression, fast_filter=True)
             outputs[name] = f"{name}/{task.key}"
         if self.settings.overlays and item.original is not None:
             path = self.settings.out / "overlay" / task.key
-            write_png(path, _overlay(item.original, restored["label"], self.palette), 1)
+            overlay = _overlay(item.original, restored["label"], self.palette)
+            write_png(path, overlay, 1, fast_filter=True)
             outputs["overlay"] = f"overlay/{task.key}"
         histogram = np.bincount(restored["label"].ravel(), minlength=self.metadata.num_classes)
-        self.class_totals += histogram[: self.metadata.num_classes]
         reliability = restored.get("reliability")
         return {
             **_task_fields(task),
@@ -185,6 +184,7 @@ class LabelSummary:
     skipped: int = 0
     stale: int = 0
     wall_s: float = 0.0
+    first_frame_s: float = 0.0  # start-up: until the first frame was written
     class_fractions: dict[str, float] = field(default_factory=dict)
     error_examples: list[str] = field(default_factory=list)
 
@@ -192,9 +192,21 @@ class LabelSummary:
     def frames_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def steady_frames_per_s(self) -> float:
+        """Throughput after the first frame (decoder start-up and first batch excluded)."""
+        span = self.wall_s - self.first_frame_s
+        return (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
+
 
 class LabelRun:
-    """One labeling run over planned frames on an open backend."""
+    """One labeling run over planned frames on an open backend.
+
+    Three stages overlap: the main thread takes decoded frames from the worker processes and
+    forms batches; an inference thread runs the backend (which releases the GIL while the
+    graph runs); writer threads encode the PNGs, append the manifest row and advance the
+    progress bar. Bounded queues between the stages keep memory flat.
+    """
 
     def __init__(
         self,
@@ -209,87 +221,140 @@ class LabelRun:
         self.settings = settings
         self.writer = FrameWriter(settings, metadata)
         self.summary = LabelSummary()
-        self.pending: deque[Future[dict[str, Any]]] = deque()
+        self.class_totals = np.zeros(metadata.num_classes, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._start = 0.0
+        self._progress: Progress | None = None
+        self._bar: Any = None
+
+    def _advance(self) -> None:
+        if self._progress is not None:
+            rate = self.summary.frames / max(time.perf_counter() - self._start, 1e-9)
+            self._progress.update(self._bar, advance=1, rate=f"{rate:.1f}")
 
     def _record_error(self, item: Decoded) -> None:
         self.manifest.append(error_row(item))
-        self.summary.errors += 1
-        if len(self.summary.error_examples) < 10:
-            self.summary.error_examples.append(f"{item.task.frame_id}: {item.error}")
+        with self._lock:
+            self.summary.errors += 1
+            if len(self.summary.error_examples) < 10:
+                self.summary.error_examples.append(f"{item.task.frame_id}: {item.error}")
+        self._advance()
 
-    def _infer(self, batch: list[Decoded], pool: ThreadPoolExecutor) -> None:
-        frames = np.stack([item.frame for item in batch if item.frame is not None])
-        maps: LabelMaps = self.backend.label(frames)
-        for i, item in enumerate(batch):
-            per_frame = {"label": maps.label[i], "confidence": maps.confidence[i]}
-            if maps.reliability is not None:
-                per_frame["reliability"] = maps.reliability[i]
-            self.pending.append(pool.submit(self.writer.write, item, per_frame))
-
-    def _drain(self, limit: int, progress: Progress, bar: Any, start: float) -> None:
-        while len(self.pending) > limit:
-            row = self.pending.popleft().result()
-            self.manifest.append(row)
+    def _write(self, item: Decoded, maps: dict[str, np.ndarray]) -> None:
+        row = self.writer.write(item, maps)
+        self.manifest.append(row)
+        with self._lock:
+            self.class_totals += np.asarray(row["class_histogram"], dtype=np.int64)
             self.summary.frames += 1
-            rate = self.summary.frames / max(time.perf_counter() - start, 1e-9)
-            progress.update(bar, advance=1, rate=f"{rate:.1f}")
+            if self.summary.frames == 1:
+                self.summary.first_frame_s = time.perf_counter() - self._start
+        self._advance()
+
+    def _inference_loop(
+        self, batches: queue.Queue[list[Decoded] | None], pool: ThreadPoolExecutor,
+        slots: threading.Semaphore, futures: list[Future[None]],
+    ) -> None:  # fmt: skip
+        while (batch := batches.get()) is not None:
+            frames = np.stack([item.frame for item in batch if item.frame is not None])
+            maps: LabelMaps = self.backend.label(frames)
+            for i, item in enumerate(batch):
+                per_frame = {"label": maps.label[i], "confidence": maps.confidence[i]}
+                if maps.reliability is not None:
+                    per_frame["reliability"] = maps.reliability[i]
+                slots.acquire()
+                future = pool.submit(self._write, item, per_frame)
+                future.add_done_callback(lambda _: slots.release())
+                futures.append(future)
 
     def run(self, plan: Plan) -> LabelSummary:
         self.summary.skipped, self.summary.stale = plan.done, plan.stale
-        for item in plan.errors:
-            self._record_error(item)
-        start = time.perf_counter()
-        if not plan.jobs:
-            return self._finish(start)
-        workers = min(self.settings.decode_workers, len(plan.jobs))
-        queue_size = 4 * self.settings.batch_size
+        self._start = time.perf_counter()
+        with progress_bar() as progress:
+            self._progress = progress
+            self._bar = progress.add_task("labeling", total=plan.todo + len(plan.errors), rate="-")
+            for item in plan.errors:
+                self._record_error(item)
+            if plan.jobs:
+                self._run_jobs(plan)
+            self._progress = None
+        return self._finish(self._start)
+
+    def _run_jobs(self, plan: Plan) -> None:
+        size = self.settings.batch_size
         jobs, results, processes = start_workers(
-            workers, self.metadata, self.settings.overlays, queue_size
+            min(self.settings.decode_workers, len(plan.jobs)),
+            self.metadata,
+            self.settings.overlays,
+            queue_size=4 * size,
         )
         for job in plan.jobs:
             jobs.put(job)
         for _ in processes:
             jobs.put(None)
-        batches: dict[tuple[int, ...], list[Decoded]] = {}
-        finished = 0
-        try:
-            with (
-                progress_bar() as progress,
-                ThreadPoolExecutor(self.settings.write_workers) as pool,
-            ):
-                bar = progress.add_task("labeling", total=plan.todo, rate="-")
-                while finished < len(plan.jobs):
+        batches: queue.Queue[list[Decoded] | None] = queue.Queue(maxsize=2)
+        futures: list[Future[None]] = []
+        failure: list[BaseException] = []
+        with ThreadPoolExecutor(self.settings.write_workers) as pool:
+            slots = threading.Semaphore(4 * size)
+
+            def infer() -> None:
+                try:
+                    self._inference_loop(batches, pool, slots, futures)
+                except BaseException as exc:  # re-raised in the main thread below
+                    failure.append(exc)
+
+            inference = threading.Thread(target=infer, name="segloop-inference", daemon=True)
+            inference.start()
+            pending: dict[tuple[int, ...], list[Decoded]] = {}
+            finished = 0
+            try:
+                while finished < len(plan.jobs) and not failure:
                     try:
-                        item = results.get(timeout=5.0)
+                        item = results.get(timeout=1.0)
                     except queue.Empty:
                         if not any(p.is_alive() for p in processes):
                             raise RuntimeError("every decoder process exited early") from None
                         continue
                     if isinstance(item, str) and item == JOB_DONE:
                         finished += 1
-                        continue
-                    if item.error is not None or item.frame is None:
+                    elif item.error is not None or item.frame is None:
                         self._record_error(item)
-                        progress.update(bar, advance=1)
-                        continue
-                    batch = batches.setdefault(item.frame.shape, [])
-                    batch.append(item)
-                    if len(batch) == self.settings.batch_size:
-                        self._infer(batches.pop(item.frame.shape), pool)
-                    self._drain(2 * self.settings.batch_size, progress, bar, start)
-                for batch in batches.values():
-                    self._infer(batch, pool)
-                self._drain(0, progress, bar, start)
-        finally:
-            for process in processes:
-                process.join(timeout=1.0)
-                if process.is_alive():
-                    process.terminate()
-        return self._finish(start)
+                    else:
+                        batch = pending.setdefault(item.frame.shape, [])
+                        batch.append(item)
+                        if len(batch) == size:
+                            self._put(batches, pending.pop(item.frame.shape), failure)
+                for batch in pending.values():
+                    self._put(batches, batch, failure)
+            finally:
+                self._put(batches, None, failure)
+                inference.join()
+                for process in processes:
+                    process.join(timeout=1.0)
+                    if process.is_alive():
+                        process.terminate()
+            for future in futures:
+                future.result()  # a failed write raises here
+        if failure:
+            raise failure[0]
+
+    @staticmethod
+    def _put(
+        batches: queue.Queue[list[Decoded] | None],
+        batch: list[Decoded] | None,
+        failure: list[BaseException],
+    ) -> None:
+        """Hand a batch to the inference thread unless it has failed (then it reads no more)."""
+        while not failure:
+            try:
+                batches.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def _finish(self, start: float) -> LabelSummary:
         self.summary.wall_s = time.perf_counter() - start
-        totals = self.writer.class_totals
+        totals = self.class_totals
         share = totals / max(int(totals.sum()), 1)
         self.summary.class_fractions = {
             name: round(float(share[j]), 5) for j, name in enumerate(self.metadata.classes)

@@ -337,7 +337,9 @@ class LabelParams(StrictModel):
     backend: BackendName = "ort-cpu"
     out: Path = Path("runs/label")
     batch_size: int = Field(8, ge=1)
-    decode_workers: int = Field(2, ge=1)  # processes decoding images and video frames
+    # Processes decoding images and video frames. 1 is fastest on a 2-core CPU box, where
+    # inference needs both cores (docs/BENCHMARKS.md); raise it where inference runs on a GPU.
+    decode_workers: int = Field(1, ge=1)
     write_workers: int = Field(2, ge=1)  # threads encoding and writing PNGs
     threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads (CPU)
     every: int = Field(1, ge=1)  # video: keep every N-th frame
