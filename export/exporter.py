@@ -11,6 +11,7 @@ import hashlib
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -68,11 +69,9 @@ def export_checkpoint(params: Params, checkpoint: Path) -> ExportMetadata:
     """Write teacher.onnx, eln.onnx (when the checkpoint has an ELN), labeler.onnx and
     metadata.json to ``params.export.out``, gated by parity; returns the metadata."""
     state = load_checkpoint(checkpoint)
-    model, taxonomy = model_from_checkpoint(state)
-    eln = eln_from_checkpoint(state, taxonomy.num_classes)
-    model.eval()
-    if taxonomy.num_classes > IGNORE_INDEX:
-        raise SegloopError(f"{taxonomy.num_classes} classes do not fit a uint8 label map")
+    num_classes = len(state["taxonomy"]["classes"])
+    if num_classes > IGNORE_INDEX:
+        raise SegloopError(f"{num_classes} classes do not fit a uint8 label map")
     cfg = params.export
     height, width = export_input_size(params)
     multiple = int(state["model_params"]["output_stride"])
@@ -84,6 +83,29 @@ def export_checkpoint(params: Params, checkpoint: Path) -> ExportMetadata:
     staging = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        metadata = _export_into(staging, params, state, checkpoint, multiple, (height, width))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_in(staging, out)
+    return metadata
+
+
+def _export_into(
+    staging: Path,
+    params: Params,
+    state: dict[str, Any],
+    checkpoint: Path,
+    multiple: int,
+    size: tuple[int, int],
+) -> ExportMetadata:
+    """Write every graph and the metadata into ``staging``; raises when parity fails."""
+    cfg = params.export
+    height, width = size
+    model, taxonomy = model_from_checkpoint(state)
+    eln = eln_from_checkpoint(state, taxonomy.num_classes)
+    model.eval()
 
     image = torch.zeros(2, 3, height, width)
     export_onnx(
@@ -153,7 +175,6 @@ def export_checkpoint(params: Params, checkpoint: Path) -> ExportMetadata:
     enforce_parity(report, cfg.parity_min_agreement)
     metadata = metadata.model_copy(update={"parity": report})
     write_metadata(staging, metadata)
-    _swap_in(staging, out)
     return metadata
 
 

@@ -184,3 +184,28 @@ def test_an_engine_built_elsewhere_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SegloopError, match=r"tensorrt_version '10.3.0' \(built\)"):
         check_identity(tmp_path / "labeler.plan", built, here)
     check_identity(tmp_path / "labeler.plan", {**built, "tensorrt_version": "10.8.0"}, here)
+
+
+def test_a_failed_parity_gate_keeps_the_previous_export(
+    tiny_export: TinyExport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.exporter as exporter
+
+    for name in ("data", "splits"):
+        (tmp_path / name).symlink_to(tiny_export.root / name)
+    exported = make_tiny_export(tmp_path)
+    before = (exported.export_dir / "metadata.json").read_text()
+
+    def failing_parity(*args: object, **kwargs: object) -> dict[str, float]:
+        return {
+            "frames": 2,
+            "teacher_argmax_agreement": 0.9,
+            "labeler_label_agreement": 0.9,
+            "teacher_max_score_diff": 3.0,
+        }
+
+    monkeypatch.setattr(exporter, "measure_parity", failing_parity)
+    with pytest.raises(SegloopError, match="parity gate failed"):
+        exporter.export_checkpoint(exported.params, exported.checkpoint)
+    assert (exported.export_dir / "metadata.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
