@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from segloop.cli_options import ParamsOption, SetOption, params_from_cli
+from segloop.cli_options import ParamsOption, RoundOption, SetOption, params_from_cli
 
 app = typer.Typer(help="Export a checkpoint to ONNX (and TensorRT).")
 console = Console()
@@ -28,11 +28,12 @@ def export(
         Literal["fp32", "fp16", "int8"] | None,
         typer.Option(help="TensorRT precision [export.tensorrt.precision]"),
     ] = None,
+    round_name: RoundOption = None,
 ) -> None:
     """teacher.onnx, eln.onnx, labeler.onnx and metadata.json, gated by PyTorch parity."""
     from export.exporter import export_checkpoint
 
-    params = params_from_cli(params_path, overrides)
+    params = params_from_cli(params_path, overrides, round_name)
     updates: dict[str, object] = {}
     if out is not None:
         updates["out"] = out
@@ -61,3 +62,17 @@ def export(
 
         plan, built = build_labeler_engine(params, metadata)
         console.print(f"TensorRT engine {'built' if built else 'from cache'} -> {plan}")
+    if round_name is not None and params.loop.tracking.enabled:
+        from segloop.rounds import round_paths
+        from segloop.tracking import LoopTracker
+
+        tracker = LoopTracker(params)
+        run_id = tracker.round_run_id(round_paths(round_name))
+        tracker.log_artifact(run_id, params.export.out, "export")
+        tracker.log_metrics(
+            run_id,
+            {
+                "export/teacher_argmax_agreement": parity["teacher_argmax_agreement"],
+                "export/teacher_max_score_diff": parity["teacher_max_score_diff"],
+            },
+        )

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from segloop.cli_options import ParamsOption, SetOption, params_from_cli
+from segloop.cli_options import ParamsOption, RoundOption, SetOption, params_from_cli
+from segloop.errors import SegloopError
+
+if TYPE_CHECKING:
+    from inference_server.labeler import LabelSummary
 
 app = typer.Typer(help="Label frames with an exported model.")
 console = Console()
@@ -18,8 +22,9 @@ console = Console()
 @app.command()
 def label(
     inputs: Annotated[
-        list[str], typer.Argument(help="image folders, globs, .txt lists, images or videos")
-    ],
+        list[str] | None,
+        typer.Argument(help="image folders, globs, .txt lists, images or videos"),
+    ] = None,
     params_path: ParamsOption = None,
     overrides: SetOption = None,
     export_dir: Annotated[Path | None, typer.Option(help="[label.export_dir]")] = None,
@@ -36,10 +41,10 @@ def label(
     dry_run: Annotated[
         bool, typer.Option(help="list what would be labeled; write nothing")
     ] = False,
+    round_name: RoundOption = None,
 ) -> None:
     """Write label/, confidence/, reliability/ PNGs and manifest.jsonl; reruns resume."""
-    from inference_server.backends import open_labeler
-    from inference_server.labeler import LabelRun, LabelSettings, plan_frames, write_summary
+    from inference_server.labeler import label_sources, plan_frames, settings_from
     from inference_server.manifest import Manifest
     from inference_server.metadata import read_metadata
     from inference_server.sources import expand_inputs
@@ -54,26 +59,19 @@ def label(
         "backend": backend,
     }
     extra += [f"label.{key}={value}" for key, value in options.items() if value is not None]
-    params = params_from_cli(params_path, extra).label
-    metadata = read_metadata(params.export_dir)
+    full = params_from_cli(params_path, extra, round_name)
+    params = full.label
+    if not inputs:
+        if round_name is None:
+            raise SegloopError("name what to label (folders, globs, lists, videos), or --round")
+        inputs = [str(full.loop.pool)]
+        root = root or full.loop.pool_root or full.data.root
     sources = expand_inputs(inputs, root)
-    settings = LabelSettings(
-        out=params.out,
-        batch_size=params.batch_size,
-        decode_workers=params.decode_workers,
-        write_workers=params.write_workers,
-        every=params.every,
-        fps=params.fps,
-        overlays=params.overlays,
-        png_compression=params.png_compression,
-    )
-    manifest = Manifest(params.out, metadata.engine_hash)
     if dry_run:
+        metadata = read_metadata(params.export_dir)
+        manifest = Manifest(params.out, metadata.engine_hash)
         manifest.load()
-    else:
-        manifest.open()
-    plan = plan_frames(sources, manifest, settings)
-    if dry_run:
+        plan = plan_frames(sources, manifest, settings_from(params))
         for job in plan.jobs:
             for task in job.tasks:
                 console.print(f"{task.frame_id} -> {task.key}", highlight=False)
@@ -82,25 +80,29 @@ def label(
             f"{plan.stale} stale from another engine, {len(plan.errors)} unopenable videos)"
         )
         return
-    labeler = open_labeler(params.export_dir, params.backend, params.threads, metadata=metadata)
-    try:
-        with labeler:
-            summary = LabelRun(labeler, metadata, manifest, settings).run(plan)
-    finally:
-        manifest.close()
-    report = write_summary(
-        params.out,
-        summary,
-        {
-            "backend": params.backend,
-            "engine_hash": metadata.engine_hash,
-            "export_dir": str(params.export_dir),
-        },
-    )
+    summary, report = label_sources(params, sources)
+    print_summary(summary, params.backend, params.out, report)
+    if round_name is not None and full.loop.tracking.enabled:
+        from segloop.rounds import round_paths
+        from segloop.tracking import LoopTracker
+
+        tracker = LoopTracker(full)
+        run_id = tracker.round_run_id(round_paths(round_name))
+        tracker.log_metrics(
+            run_id,
+            {
+                "label/frames": summary.frames + summary.skipped,
+                "label/errors": summary.errors,
+                "label/frames_per_s": summary.frames_per_s,
+            },
+        )
+
+
+def print_summary(summary: LabelSummary, backend: str, out: Path, report: Path) -> None:
     console.print(
         f"labeled {summary.frames} frames in {summary.wall_s:.1f}s "
-        f"({summary.frames_per_s:.1f} frames/s) on {params.backend}; {summary.errors} errors, "
-        f"{summary.skipped} already done, {summary.stale} stale relabeled -> {params.out}"
+        f"({summary.frames_per_s:.1f} frames/s) on {backend}; {summary.errors} errors, "
+        f"{summary.skipped} already done, {summary.stale} stale relabeled -> {out}"
     )
     if summary.frames:
         top = sorted(summary.class_fractions.items(), key=lambda kv: -kv[1])[:5]

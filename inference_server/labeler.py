@@ -29,13 +29,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from inference_server.backends import LabelerBackend, LabelMaps
+from inference_server.backends.base import LabelerBackend, LabelMaps
 from inference_server.decode import JOB_DONE, Decoded, DecodeJob, FrameTask, start_workers
 from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
 from inference_server.metadata import ExportMetadata
 from inference_server.sources import Source, sampled_indices
 from segloop.imageio import write_png
+from segloop.params import LabelParams
 
 MAPS = ("label", "confidence", "reliability")
 RELIABLE_LEVEL = 128  # reliability >= 0.5 after the graph's round(255 * p)
@@ -377,3 +378,45 @@ def write_summary(out: Path, summary: LabelSummary, extra: dict[str, Any]) -> Pa
     }
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
+
+
+def settings_from(params: LabelParams) -> LabelSettings:
+    return LabelSettings(
+        out=params.out,
+        batch_size=params.batch_size,
+        decode_workers=params.decode_workers,
+        write_workers=params.write_workers,
+        every=params.every,
+        fps=params.fps,
+        overlays=params.overlays,
+        png_compression=params.png_compression,
+    )
+
+
+def label_sources(params: LabelParams, sources: list[Source]) -> tuple[LabelSummary, Path]:
+    """Label ``sources`` with ``params.export_dir`` on ``params.backend`` into
+    ``params.out`` (resuming); returns the summary and the path of ``summary.json``."""
+    from inference_server.backends import open_labeler
+    from inference_server.metadata import read_metadata
+
+    metadata = read_metadata(params.export_dir)
+    settings = settings_from(params)
+    manifest = Manifest(params.out, metadata.engine_hash).open()
+    try:
+        plan = plan_frames(sources, manifest, settings)
+        with open_labeler(
+            params.export_dir, params.backend, params.threads, metadata=metadata
+        ) as labeler:
+            summary = LabelRun(labeler, metadata, manifest, settings).run(plan)
+    finally:
+        manifest.close()
+    report = write_summary(
+        params.out,
+        summary,
+        {
+            "backend": params.backend,
+            "engine_hash": metadata.engine_hash,
+            "export_dir": str(params.export_dir),
+        },
+    )
+    return summary, report

@@ -18,5 +18,19 @@ SetOption = Annotated[
 ]
 
 
-def params_from_cli(path: Path | None, overrides: list[str] | None) -> Params:
+RoundOption = Annotated[
+    str | None,
+    typer.Option("--round", help="run as this round of the loop: rounds.<name> params and paths"),
+]
+
+
+def params_from_cli(
+    path: Path | None, overrides: list[str] | None, round_name: str | None = None
+) -> Params:
+    """The params a command runs with: the file (default ./params.yaml), ``--set`` overrides,
+    and with ``--round`` that round's overrides and paths (:func:`segloop.rounds.round_params`)."""
+    if round_name is not None:
+        from segloop.rounds import round_params
+
+        return round_params(path or default_params_path(), round_name, overrides)
     return load_params(path or default_params_path(), overrides)

@@ -57,3 +57,26 @@ def split(
         f"{len(result.labeled)} labeled, {len(result.unlabeled)} unlabeled, "
         f"{len(result.val)} val frames -> {out}"
     )
+
+
+@app.command()
+def prepare(params_path: ParamsOption = None, overrides: SetOption = None) -> None:
+    """The loop's data stage: render the embedded dataset when data.generate, then split."""
+    from segloop.splits import make_split, write_split
+    from segloop.synth import write_clips, write_dataset
+
+    params = params_from_cli(params_path, overrides)
+    if params.data.generate:
+        start = time.perf_counter()
+        counts = write_dataset(params.data.root, params.data.synth)
+        write_clips(params.data.root, params.data.synth)
+        console.print(
+            f"embedded dataset at {params.data.root}: {counts['rendered']} frames rendered "
+            f"in {time.perf_counter() - start:.1f}s"
+        )
+    result = make_split(params.data)
+    out = write_split(result, params.data)
+    console.print(
+        f"{len(result.labeled)} labeled, {len(result.unlabeled)} unlabeled, "
+        f"{len(result.val)} val frames -> {out}"
+    )

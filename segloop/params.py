@@ -108,6 +108,9 @@ class SplitParams(StrictModel):
 
 class DataParams(StrictModel):
     root: Path = Path("data/embedded")
+    # 'segloop data prepare' (the loop's data stage) renders the embedded dataset into root
+    # when true; set false to point root at a real dataset, which is read in place.
+    generate: bool = True
     layout: Literal["cityscapes", "folders"] = "cityscapes"
     taxonomy: TaxonomyParams = TaxonomyParams()
     # "error": a bad file stops the run with its name; "skip": it is left out and counted.
@@ -348,6 +351,59 @@ class LabelParams(StrictModel):
     png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is fast and near the best size
 
 
+class TrackingParams(StrictModel):
+    """MLflow tracking of the loop. The store is ``MLFLOW_TRACKING_URI`` when set, else
+    ``sqlite:///mlflow.db`` at the repository root."""
+
+    enabled: bool = True
+    experiment: str = "segloop"
+    loop_name: str = "segloop-loop"  # the parent run every round's child run hangs under
+    model_name: str = "segloop-labeler"  # registered every round; alias `champion`
+    overlays: int = Field(4, ge=0)  # validation overlays logged per round
+
+
+class LoopParams(StrictModel):
+    """The self-training loop (``dvc repro``): what each round labels, and tracking."""
+
+    pool: Path = Path("data/splits/unlabeled.txt")  # list of pool frames labeled each round
+    pool_root: Path | None = None  # base of the pool list's relative paths (null: data.root)
+    tracking: TrackingParams = TrackingParams()
+
+
+class RoundParams(StrictModel):
+    """One round: its predecessor, where its training starts, and overrides on top of the
+    other sections (``section.key: value``) that apply to this round's stages only.
+
+    ``after`` is the path this round's DVC stages wait for: ``data/splits`` for the first
+    round, ``rounds/<previous>`` (the whole previous round) for later ones.
+    """
+
+    previous: str | None = None
+    after: str = "data/splits"
+    init: Literal["previous", "scratch"] = "previous"  # warm start from the previous round
+    set: dict[str, Any] = {}
+
+
+DEFAULT_ROUNDS: dict[str, RoundParams] = {
+    "r0": RoundParams(set={"methods.eln.enabled": True}),
+    "r1": RoundParams(
+        previous="r0",
+        after="rounds/r0",
+        set={"methods.eln.enabled": True, "methods.unlabeled": True, "train.steps": 300},
+    ),
+    "r2": RoundParams(
+        previous="r1",
+        after="rounds/r1",
+        set={
+            "methods.eln.enabled": True,
+            "methods.unlabeled": True,
+            "train.steps": 300,
+            "selection.alpha": 0.5,
+        },
+    ),
+}
+
+
 class Params(StrictModel):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
@@ -357,6 +413,8 @@ class Params(StrictModel):
     eval: EvalParams = EvalParams()
     export: ExportParams = ExportParams()
     label: LabelParams = LabelParams()
+    loop: LoopParams = LoopParams()
+    rounds: dict[str, RoundParams] = DEFAULT_ROUNDS
 
     @model_validator(mode="after")
     def _methods_fit_the_model(self) -> Params:
@@ -369,6 +427,22 @@ class Params(StrictModel):
             raise ValueError("methods.u2pl needs methods.unlabeled: true")
         if m.u2pl.rank_high <= m.u2pl.rank_low:
             raise ValueError("methods.u2pl.rank_high must exceed rank_low")
+        seen: list[str] = []
+        for name, round_ in self.rounds.items():
+            if round_.previous is None:
+                if seen:
+                    raise ValueError(f"rounds.{name}: only the first round has no previous")
+                if round_.after != "data/splits":
+                    raise ValueError(f"rounds.{name}.after must be data/splits (the first round)")
+            else:
+                if not seen or round_.previous != seen[-1]:
+                    raise ValueError(
+                        f"rounds.{name}.previous must name the round before it "
+                        f"({seen[-1] if seen else 'none: make it the first round'})"
+                    )
+                if round_.after != f"rounds/{round_.previous}":
+                    raise ValueError(f"rounds.{name}.after must be rounds/{round_.previous}")
+            seen.append(name)
         return self
 
 

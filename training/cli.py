@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from segloop.cli_options import ParamsOption, SetOption, params_from_cli
+from segloop.cli_options import ParamsOption, RoundOption, SetOption, params_from_cli
 
 console = Console()
 train_app = typer.Typer(help="Train a segmentation model.")
@@ -19,12 +19,17 @@ predict_app = typer.Typer(help="Predict a split's label, confidence and reliabil
 
 
 @train_app.command()
-def train(params_path: ParamsOption = None, overrides: SetOption = None) -> None:
-    """Supervised training on the labeled split; resumes from <out_dir>/last.pt."""
+def train(
+    params_path: ParamsOption = None, overrides: SetOption = None, round_name: RoundOption = None
+) -> None:
+    """Train (supervised, or with the methods switched on); resumes from <out_dir>/last.pt."""
+    from training.round_stage import log_training, start_round_tracking
     from training.trainer import Trainer
 
-    params = params_from_cli(params_path, overrides)
+    params = params_from_cli(params_path, overrides, round_name)
+    tracking = start_round_tracking(params, round_name) if round_name else None
     result = Trainer(params).run()
+    log_training(tracking, result)
     console.print(
         f"trained {result.steps} steps in {result.wall_s:.0f}s "
         f"({result.images_per_s:.1f} img/s); best val mIoU {100 * result.best_miou:.2f} "
@@ -38,36 +43,28 @@ def evaluate(
     overrides: SetOption = None,
     checkpoint: Annotated[Path | None, typer.Option(help="default <train.out_dir>/best.pt")] = None,
     out: Annotated[Path | None, typer.Option(help="default <train.out_dir>/eval.json")] = None,
+    round_name: RoundOption = None,
 ) -> None:
-    """mIoU, per-class IoU and pixel accuracy on a split; writes a JSON report."""
-    import torch
+    """mIoU, per-class IoU and pixel accuracy on a split; writes a JSON report. With
+    --round, also the round's metrics.json, confusion PNG and MLflow run (closed here)."""
+    from training.evaluation import evaluate_checkpoint
 
-    from segloop.splits import read_conditions, split_samples
-    from training.checkpoint import load_for_inference
-    from training.evaluation import evaluate_with_params
-    from training.trainer import resolve_device
-
-    params = params_from_cli(params_path, overrides)
+    params = params_from_cli(params_path, overrides, round_name)
     path = checkpoint or params.eval.checkpoint or params.train.out_dir / "best.pt"
-    if params.train.threads:
-        torch.set_num_threads(params.train.threads)
-    device = resolve_device(params.train.device)
-    model, taxonomy, eln = load_for_inference(path, device)
-    samples = split_samples(params.data, params.eval.split, with_masks=True)
-    result = evaluate_with_params(
-        model, samples, taxonomy, device, params, read_conditions(params.data.root), eln=eln
-    )
-    report = {
-        "checkpoint": str(path),
-        "split": params.eval.split,
-        "frames": len(samples),
-        **result.report(taxonomy),
-    }
+    report = evaluate_checkpoint(params, path)
     target = out or params.eval.out or params.train.out_dir / "eval.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report, target)
+    if round_name is not None:
+        from training.round_stage import finish_round
 
-    table = Table(title=f"{params.eval.split}: {len(samples)} frames")
+        metrics = finish_round(params, round_name, report)
+        console.print(f"round {round_name}: {json.dumps(metrics)}", highlight=False)
+
+
+def print_report(report: dict[str, Any], target: Path) -> None:
+    table = Table(title=f"{report['split']}: {report['frames']} frames")
     table.add_column("class")
     table.add_column("IoU", justify="right")
     for name, iou in report["per_class_iou"].items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -202,3 +203,25 @@ def evaluate_with_params(
         params.data.on_bad_file,
         eln,
     )
+
+
+def evaluate_checkpoint(params: Params, path: Path) -> dict[str, Any]:
+    """``segloop eval``'s report for the checkpoint at ``path`` on ``params.eval.split``."""
+    from segloop.splits import read_conditions, split_samples
+    from training.checkpoint import load_for_inference
+    from training.trainer import resolve_device
+
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    device = resolve_device(params.train.device)
+    model, taxonomy, eln = load_for_inference(path, device)
+    samples = split_samples(params.data, params.eval.split, with_masks=True)
+    result = evaluate_with_params(
+        model, samples, taxonomy, device, params, read_conditions(params.data.root), eln=eln
+    )
+    return {
+        "checkpoint": str(path),
+        "split": params.eval.split,
+        "frames": len(samples),
+        **result.report(taxonomy),
+    }

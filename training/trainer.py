@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
 from segloop.errors import SegloopError
+from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
@@ -41,6 +43,8 @@ from training.evaluation import evaluate_with_params
 from training.models import SegmentationModel, build_model
 from training.schedule import poly_lr
 from training.semi_supervised import StepObjective
+
+_console = Console(stderr=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,6 +152,7 @@ class Trainer:
         self.best_miou = float("-inf")
         self.last_miou = float("nan")
         self._resume_rng: torch.Tensor | None = None
+        self.fingerprint = run_fingerprint(params)
         self._resume()
 
     def _warm_start(self, path: Path) -> None:
@@ -166,11 +171,21 @@ class Trainer:
         self.objective.reset_teacher()
 
     def _resume(self) -> None:
+        """Continue from last.pt when it was written by this same run (same fingerprint: the
+        params that shape training and the content of its inputs); a checkpoint of another
+        run in out_dir is set aside and training starts over."""
         path = self.out / "last.pt"
         if not path.exists():
             (self.out / "history.jsonl").unlink(missing_ok=True)
             return
         state = load_checkpoint(path)
+        if state.get("fingerprint", self.fingerprint) != self.fingerprint:
+            _console.print(
+                f"{path} was written by a run with other params or inputs; starting over"
+            )
+            for name in ("last.pt", "best.pt", "history.jsonl", "metrics.json"):
+                (self.out / name).unlink(missing_ok=True)
+            return
         self.model.load_state_dict(state["model"])
         self.objective.load_state(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -195,6 +210,7 @@ class Trainer:
             torch_rng=torch.get_rng_state(),
             cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             params=self.params.model_dump(mode="json"),
+            fingerprint=self.fingerprint,
         )
         save_checkpoint(self.out / name, state)
 
