@@ -14,11 +14,11 @@ $(BIN)/segloop: pyproject.toml constraints.txt
 
 install: $(BIN)/segloop
 
+# The whole loop on the embedded default: data, then every round of params.yaml
+# (train, export, label, select, eval) and the report; dvc runs the stages' segloop commands.
 demo: $(BIN)/segloop
-	$(BIN)/segloop data synth
-	$(BIN)/segloop data split
-	$(BIN)/segloop train
-	$(BIN)/segloop eval
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	@echo "metrics: $(BIN)/dvc metrics show   runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 test: $(BIN)/segloop
 	$(BIN)/python -m pytest
@@ -29,4 +29,4 @@ lint: $(BIN)/segloop
 	$(BIN)/mypy segloop training export inference_server
 
 clean-data:
-	rm -rf data runs
+	rm -rf data runs rounds reports mlflow.db mlruns dvc.lock
