@@ -371,8 +371,8 @@ class LoopParams(StrictModel):
 
 
 class RoundParams(StrictModel):
-    """One round: its predecessor, where its training starts, and overrides on top of the
-    other sections (``section.key: value``) that apply to this round's stages only.
+    """One round: its predecessor, where its training starts, and overrides of the other
+    sections (nested like them, or as ``section.key: value``) for this round's stages only.
 
     ``after`` is the path this round's DVC stages wait for: ``data/splits`` for the first
     round, ``rounds/<previous>`` (the whole previous round) for later ones.
@@ -385,20 +385,22 @@ class RoundParams(StrictModel):
 
 
 DEFAULT_ROUNDS: dict[str, RoundParams] = {
-    "r0": RoundParams(set={"methods.eln.enabled": True}),
+    "r0": RoundParams(set={"methods": {"eln": {"enabled": True}}}),
     "r1": RoundParams(
         previous="r0",
         after="rounds/r0",
-        set={"methods.eln.enabled": True, "methods.unlabeled": True, "train.steps": 300},
+        set={
+            "methods": {"eln": {"enabled": True}, "unlabeled": True},
+            "train": {"steps": 300},
+        },
     ),
     "r2": RoundParams(
         previous="r1",
         after="rounds/r1",
         set={
-            "methods.eln.enabled": True,
-            "methods.unlabeled": True,
-            "train.steps": 300,
-            "selection.alpha": 0.5,
+            "methods": {"eln": {"enabled": True}, "unlabeled": True},
+            "train": {"steps": 300},
+            "selection": {"alpha": 0.5},
         },
     ),
 }

@@ -12,6 +12,9 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from segloop.errors import ParamsError
 from segloop.params import Params, load_params
@@ -74,7 +77,7 @@ def round_params(path: Path | None, name: str, overrides: list[str] | None = Non
         raise ParamsError(f"no round {name!r} in the params (rounds: {known})")
     spec = base.rounds[name]
     here = round_paths(name)
-    sets = [f"{key}={json.dumps(value)}" for key, value in spec.set.items()]
+    sets = [f"{key}={json.dumps(value)}" for key, value in flatten_set(spec.set).items()]
     auto = [
         f"train.out_dir={here.train}",
         f"export.checkpoint={here.checkpoint}",
@@ -95,6 +98,20 @@ def round_params(path: Path | None, name: str, overrides: list[str] | None = Non
         return load_params(path, [*sets, *(overrides or []), *auto])
     except ParamsError as exc:
         raise ParamsError(f"round {name} (rounds.{name}.set): {exc}") from None
+
+
+def flatten_set(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A round's ``set`` as dotted overrides; nested mappings (``selection: {alpha: 0.5}``,
+    the form ``dvc exp run -S rounds.r1.set.selection.alpha=0.5`` writes) and dotted keys
+    (``selection.alpha: 0.5``) are both accepted."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_set(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def round_index(params: Params, name: str) -> int:
@@ -127,8 +144,8 @@ def append_round(path: Path, params: Params) -> str:
         f"    init: {spec.init}",
     ]
     if spec.set:
-        lines.append("    set:")
-        lines += [f"      {key}: {json.dumps(value)}" for key, value in spec.set.items()]
+        dumped = yaml.safe_dump({"set": spec.set}, default_flow_style=False, sort_keys=False)
+        lines += [f"    {line}" for line in dumped.splitlines()]
     else:
         lines.append("    set: {}")
     path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")

@@ -48,7 +48,7 @@ def _tiny_params(path: Path) -> None:
         "r1": {
             "previous": "r0",
             "after": "rounds/r0",
-            "set": {"methods.eln.enabled": True, "methods.unlabeled": True},
+            "set": {"methods": {"eln": {"enabled": True}, "unlabeled": True}},
         },
     }
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -138,7 +138,7 @@ def test_two_round_loop_through_dvc_and_mlflow(project: Path) -> None:
     assert second.returncode == 0 and _ran(second.stdout) == []
 
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["rounds"]["r1"]["set"]["selection.alpha"] = 0.5
+    params["rounds"]["r1"]["set"]["selection"] = {"alpha": 0.5}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = _dvc("repro", cwd=project)
     assert third.returncode == 0, third.stderr[-3000:]
