@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 $(BIN)/segloop: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,serve,dev]'
 	touch $@
 
 install: $(BIN)/segloop

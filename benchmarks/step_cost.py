@@ -21,6 +21,14 @@ RECIPES = {
     "supervised": [],
     "mean-teacher": ["methods.unlabeled=true", "methods.confidence_threshold=0.95"],
     "u2pl": ["methods.unlabeled=true", "methods.u2pl.enabled=true"],
+    "supervised+eln": ["methods.eln.enabled=true"],
+    "supervised+eln-1aux": ["methods.eln.enabled=true", "methods.eln.aux_alphas=[20.0]"],
+    "mean-teacher+eln": ["methods.unlabeled=true", "methods.eln.enabled=true"],
+    "mean-teacher+frozen-eln": [
+        "methods.unlabeled=true",
+        "methods.eln.enabled=true",
+        "methods.eln.train_during_ssl=false",
+    ],
     "ecoc+eln": ["model.head=ecoc", "methods.unlabeled=true", "methods.eln.enabled=true"],
     "combined": [
         "model.head=ecoc",

@@ -28,6 +28,9 @@ def export(
         Literal["fp32", "fp16", "int8"] | None,
         typer.Option(help="TensorRT precision [export.tensorrt.precision]"),
     ] = None,
+    triton: Annotated[
+        Path | None, typer.Option(help="also write a Triton model repository for the labeler here")
+    ] = None,
     round_name: RoundOption = None,
 ) -> None:
     """teacher.onnx, eln.onnx, labeler.onnx and metadata.json, gated by PyTorch parity."""
@@ -62,6 +65,19 @@ def export(
 
         plan, built = build_labeler_engine(params, metadata)
         console.print(f"TensorRT engine {'built' if built else 'from cache'} -> {plan}")
+    if triton is not None:
+        from export.triton import write_triton_repository
+
+        serve = params.serve
+        folders = write_triton_repository(
+            params.export.out,
+            metadata,
+            triton,
+            max_batch_size=params.export.tensorrt.max_batch,
+            preferred_batch=min(serve.max_batch, params.export.tensorrt.max_batch),
+            max_queue_delay_us=int(serve.max_wait_ms * 1000),
+        )
+        console.print(f"Triton model repository -> {', '.join(str(f) for f in folders)}")
     if round_name is not None and params.loop.tracking.enabled:
         from segloop.rounds import round_paths
         from segloop.tracking import LoopTracker

@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "select": ("segloop.select_cli", "app", "DARS + reliability selection of pseudo-labels."),
     "export": ("export.cli", "app", "Export a checkpoint to ONNX graphs (and a TensorRT engine)."),
+    "serve": ("inference_server.serve_cli", "app", "Serve an export over HTTP (torch-free)."),
     "rounds": ("segloop.rounds_cli", "app", "Append a loop round; write the per-round report."),
     "label": (
         "inference_server.label_cli",

@@ -351,6 +351,23 @@ class LabelParams(StrictModel):
     png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is fast and near the best size
 
 
+class ServeParams(StrictModel):
+    """``segloop serve``: the HTTP server over an export directory."""
+
+    export_dir: Path = Path("runs/export")
+    backend: BackendName = "ort-cpu"
+    host: str = "127.0.0.1"  # loopback unless asked otherwise
+    port: int = Field(8080, ge=1, le=65535)
+    threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads
+    max_batch: int = Field(8, ge=1)  # micro-batching: up to this many frames per run ...
+    max_wait_ms: float = Field(5.0, ge=0)  # ... or until the first waited this long
+    queue_limit: int = Field(64, ge=1)  # frames waiting beyond this get 503 + Retry-After
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(4096 * 4096, ge=1)
+    # The bearer token is read from this environment variable; unset or empty: no auth.
+    token_env: str = "SEGLOOP_SERVE_TOKEN"
+
+
 class TrackingParams(StrictModel):
     """MLflow tracking of the loop. The store is ``MLFLOW_TRACKING_URI`` when set, else
     ``sqlite:///mlflow.db`` at the repository root."""
@@ -415,6 +432,7 @@ class Params(StrictModel):
     eval: EvalParams = EvalParams()
     export: ExportParams = ExportParams()
     label: LabelParams = LabelParams()
+    serve: ServeParams = ServeParams()
     loop: LoopParams = LoopParams()
     rounds: dict[str, RoundParams] = DEFAULT_ROUNDS
 

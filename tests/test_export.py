@@ -209,3 +209,27 @@ def test_a_failed_parity_gate_keeps_the_previous_export(
         exporter.export_checkpoint(exported.params, exported.checkpoint)
     assert (exported.export_dir / "metadata.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_triton_config_matches_the_graph(tiny_export: TinyExport, tmp_path: Path) -> None:
+    import re
+
+    from export.triton import write_triton_repository
+
+    meta = read_metadata(tiny_export.export_dir)
+    (folder,) = write_triton_repository(tiny_export.export_dir, meta, tmp_path, 16, 8, 5000)
+    config = (folder / "config.pbtxt").read_text()
+    assert (folder / "1" / "model.onnx").read_bytes() == (
+        tiny_export.export_dir / "labeler.onnx"
+    ).read_bytes()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 16" in config
+    assert "max_queue_delay_microseconds: 5000" in config
+    entries = re.findall(r'name: "(\w+)"\s+data_type: (\w+)\s+dims: \[ ([^\]]*) \]', config)
+    session = ort.InferenceSession(str(tiny_export.export_dir / "labeler.onnx"))
+    types = {"tensor(uint8)": "TYPE_UINT8", "tensor(float)": "TYPE_FP32"}
+    expected = [
+        (t.name, types[t.type], ", ".join(str(d) for d in t.shape[1:]))
+        for t in [*session.get_inputs(), *session.get_outputs()]
+    ]
+    assert entries == expected
+    assert entries[0] == ("frames", "TYPE_UINT8", "32, 64, 3")

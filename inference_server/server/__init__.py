@@ -1,0 +1,1 @@
+"""The HTTP server (``segloop serve``): an ASGI app over one labeling backend."""
