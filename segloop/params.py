@@ -401,24 +401,23 @@ class RoundParams(StrictModel):
     set: dict[str, Any] = {}
 
 
+# The quick demo loop sized for a 2-core CPU machine (docs/RESULTS.md): small batches and
+# short rounds; the ELN is trained in round 0 and then used frozen, as in the ELN paper.
+_SSL_ROUND = {
+    "methods": {
+        "eln": {"enabled": True, "train_during_ssl": False},
+        "unlabeled": True,
+        "unlabeled_batch_size": 4,
+    },
+    "train": {"steps": 150, "batch_size": 4},
+}
 DEFAULT_ROUNDS: dict[str, RoundParams] = {
-    "r0": RoundParams(set={"methods": {"eln": {"enabled": True}}}),
-    "r1": RoundParams(
-        previous="r0",
-        after="rounds/r0",
-        set={
-            "methods": {"eln": {"enabled": True}, "unlabeled": True},
-            "train": {"steps": 300},
-        },
+    "r0": RoundParams(
+        set={"methods": {"eln": {"enabled": True}}, "train": {"steps": 300, "batch_size": 4}}
     ),
+    "r1": RoundParams(previous="r0", after="rounds/r0", set=_SSL_ROUND),
     "r2": RoundParams(
-        previous="r1",
-        after="rounds/r1",
-        set={
-            "methods": {"eln": {"enabled": True}, "unlabeled": True},
-            "train": {"steps": 300},
-            "selection": {"alpha": 0.5},
-        },
+        previous="r1", after="rounds/r1", set={**_SSL_ROUND, "selection": {"alpha": 0.5}}
     ),
 }
 
