@@ -153,6 +153,7 @@ def create_app(export_dir: Path, params: ServeParams) -> Starlette:
             return _error(422, "format=png returns one map; use format=json for several")
         if "reliability" in wanted and not svc.metadata.has_eln:
             return _error(422, "this export has no ELN: no reliability map")
+        svc.batcher.in_flight += 1
         try:
             data = await _upload_bytes(request, svc.params.max_body_bytes)
             image = decode_upload(data, svc.params.max_pixels)
@@ -161,6 +162,8 @@ def create_app(export_dir: Path, params: ServeParams) -> Starlette:
             return _error(exc.status, exc.message)
         except Overloaded:
             return _error(503, "overloaded: the queue is full", {"Retry-After": RETRY_AFTER_S})
+        finally:
+            svc.batcher.in_flight -= 1
         if "overlay" in wanted:
             maps["overlay"] = svc.overlay(image, maps["label"])
         if fmt == "png":

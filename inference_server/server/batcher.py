@@ -2,9 +2,11 @@
 
 Requests enqueue one fitted frame each and await a future. One worker task takes the first
 waiting frame, then gathers more until ``max_batch`` frames or ``max_wait_ms`` after the
-first, groups them by frame size, runs the backend in a thread (the event loop keeps serving)
-and resolves each caller's future with its own row of the outputs. Beyond ``queue_limit``
-waiting frames a request is refused at once (the server answers 503 with Retry-After).
+first (it does not wait at all when no other request is in flight, so a lone caller pays no
+batching delay), groups them by frame size, runs the backend in a thread (the event loop
+keeps serving) and resolves each caller's future with its own row of the outputs. Beyond
+``queue_limit`` waiting frames a request is refused at once (the server answers 503 with
+Retry-After).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class MicroBatcher:
         self.queue_limit = queue_limit
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
+        self.in_flight = 0  # requests being handled (the app counts them)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -70,6 +73,8 @@ class MicroBatcher:
         batch = [await self.queue.get()]
         deadline = time.monotonic() + self.max_wait
         while len(batch) < self.max_batch:
+            if self.queue.empty() and self.in_flight <= len(batch):
+                break  # nobody else is coming: waiting would only add latency
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 while len(batch) < self.max_batch and not self.queue.empty():
