@@ -161,7 +161,7 @@ def test_a_killed_repro_resumes_training_from_its_checkpoint(project: Path) -> N
     while time.monotonic() < deadline:
         if (project / "rounds/r0/train/last.pt").exists() and history.exists():
             steps = [json.loads(line)["step"] for line in history.read_text().splitlines()]
-            if steps and steps[-1] >= 10:
+            if steps and steps[-1] >= 20:  # last.pt is then at step >= 18 (every 2 steps)
                 break
         time.sleep(0.2)
     import psutil  # a dvc dependency
@@ -175,8 +175,9 @@ def test_a_killed_repro_resumes_training_from_its_checkpoint(project: Path) -> N
     import torch
 
     saved = torch.load(project / "rounds/r0/train/last.pt", weights_only=False)["step"]
-    assert 0 < saved < 40
-    # mark the killed run's first record: a resumed run keeps it, a restart would rewrite it
+    assert 10 <= saved < 40
+    # mark the killed run's first record (step 10 <= the checkpoint's step): a resumed run
+    # keeps it, a restart would rewrite it
     lines = history.read_text().splitlines()
     lines[0] = json.dumps({**json.loads(lines[0]), "marker": True})
     history.write_text("".join(f"{line}\n" for line in lines))
