@@ -35,7 +35,7 @@ from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
 from inference_server.metadata import ExportMetadata
 from inference_server.sources import Source, sampled_indices
-from segloop.imageio import write_png
+from segloop.imageio import colour_overlay, write_png
 from segloop.params import LabelParams
 
 MAPS = ("label", "confidence", "reliability")
@@ -111,18 +111,13 @@ def plan_frames(sources: list[Source], manifest: Manifest, settings: LabelSettin
     return Plan(jobs, todo, done, manifest.stale, errors)
 
 
-def _overlay(frame: np.ndarray, label: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    colours = palette[np.minimum(label, len(palette) - 1)]
-    return cv2.addWeighted(frame, 0.5, colours, 0.5, 0.0)
-
-
 class FrameWriter:
     """Restores maps to the frame size, writes PNGs atomically, computes the row."""
 
     def __init__(self, settings: LabelSettings, metadata: ExportMetadata) -> None:
         self.settings = settings
         self.metadata = metadata
-        self.palette = np.array([*metadata.palette, (0, 0, 0)], dtype=np.uint8)
+        self.palette = np.array(metadata.palette, dtype=np.uint8)
 
     def write(self, item: Decoded, maps: dict[str, np.ndarray]) -> dict[str, Any]:
         task = item.task
@@ -135,7 +130,7 @@ class FrameWriter:
             outputs[name] = f"{name}/{task.key}"
         if self.settings.overlays and item.original is not None:
             path = self.settings.out / "overlay" / task.key
-            overlay = _overlay(item.original, restored["label"], self.palette)
+            overlay = colour_overlay(item.original, restored["label"], self.palette)
             write_png(path, overlay, 1, fast_filter=True)
             outputs["overlay"] = f"overlay/{task.key}"
         histogram = np.bincount(restored["label"].ravel(), minlength=self.metadata.num_classes)

@@ -1,4 +1,5 @@
-"""Atomic PNG writing shared by the generator, the predictor and the selector."""
+"""PNG encoding and atomic writing, and colour overlays: shared by the generator, the
+predictor, the selector, the labeler and the server."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import cv2
 import numpy as np
 
 
-def write_png(
-    path: Path, array: np.ndarray, compression: int = 1, fast_filter: bool = False
-) -> None:
-    """Write a PNG via a temporary file and rename, so readers never see half a file.
+def encode_png(array: np.ndarray, compression: int = 1, fast_filter: bool = False) -> bytes:
+    """PNG bytes of an RGB (H x W x 3) or grey (H x W) array.
 
-    RGB arrays are converted to OpenCV's BGR order; 2-D arrays are written as grey.
     ``fast_filter`` uses the PNG "sub" row filter instead of libpng's adaptive choice among
     all five: 2-7x faster encoding of label and confidence maps for a few percent in size
     (measured on 128x256 maps; docs/BENCHMARKS.md).
@@ -25,8 +23,24 @@ def write_png(
         options += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
     ok, encoded = cv2.imencode(".png", data, options)
     if not ok:
-        raise OSError(f"could not encode {path}")
+        raise OSError("PNG encoding failed")
+    return bytes(encoded.tobytes())
+
+
+def write_png(
+    path: Path, array: np.ndarray, compression: int = 1, fast_filter: bool = False
+) -> None:
+    """Write :func:`encode_png`'s bytes via a temporary file and rename, so readers never see
+    half a file."""
+    encoded = encode_png(array, compression, fast_filter)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
+    tmp.write_bytes(encoded)
     os.replace(tmp, path)
+
+
+def colour_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Half the frame, half the label's palette colours (labels past the palette: black)."""
+    padded = np.concatenate([palette.astype(np.uint8), np.zeros((1, 3), np.uint8)])
+    colours = padded[np.minimum(label, len(padded) - 1)]
+    return cv2.addWeighted(image, 0.5, colours, 0.5, 0.0)

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from segloop.datasets import read_image
 from segloop.fingerprint import run_fingerprint
+from segloop.imageio import colour_overlay
 from segloop.params import Params, eval_window
 from segloop.plots import write_confusion_png
 from segloop.rounds import round_index, round_paths
@@ -87,7 +87,7 @@ def validation_overlays(params: Params, checkpoint: Path, count: int) -> list[np
         image = read_image(sample.image)
         probs = frame_probs(model, image, device, eval_window(params), params.eval.overlap)
         label = probs.argmax(dim=1)[0].cpu().numpy()
-        overlays.append(cv2.addWeighted(image, 0.5, palette[label], 0.5, 0.0))
+        overlays.append(colour_overlay(image, label, palette))
     return overlays
 
 

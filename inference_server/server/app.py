@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -30,6 +29,7 @@ from inference_server.metadata import ExportMetadata, read_metadata
 from inference_server.server.batcher import MicroBatcher, Overloaded
 from inference_server.server.metrics import ServerMetrics
 from inference_server.server.uploads import RAW_TYPES, UploadError, decode_upload
+from segloop.imageio import colour_overlay, encode_png
 from segloop.params import ServeParams
 
 MAPS = ("label", "confidence", "reliability", "overlay")
@@ -41,15 +41,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _png(array: np.ndarray) -> bytes:
-    data = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
-    ok, encoded = cv2.imencode(
-        ".png",
-        data,
-        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB],
-    )
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return encoded.tobytes()
+    return encode_png(array, compression=1, fast_filter=True)
 
 
 class SegmentationService:
@@ -60,7 +52,7 @@ class SegmentationService:
         self.params = params
         self.metadata: ExportMetadata = read_metadata(export_dir)
         self.metrics = ServerMetrics(params.max_batch)
-        self.palette = np.array([*self.metadata.palette, (0, 0, 0)], dtype=np.uint8)
+        self.palette = np.array(self.metadata.palette, dtype=np.uint8)
         self.backend = open_labeler(
             export_dir, params.backend, params.threads, metadata=self.metadata
         )
@@ -88,8 +80,7 @@ class SegmentationService:
         return out
 
     def overlay(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
-        colours = self.palette[np.minimum(label, len(self.palette) - 1)]
-        return cv2.addWeighted(image, 0.5, colours, 0.5, 0.0)
+        return colour_overlay(image, label, self.palette)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
