@@ -101,9 +101,9 @@ def round_params(path: Path | None, name: str, overrides: list[str] | None = Non
 
 
 def flatten_set(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A round's ``set`` as dotted overrides; nested mappings (``selection: {alpha: 0.5}``,
-    the form ``dvc exp run -S rounds.r1.set.selection.alpha=0.5`` writes) and dotted keys
-    (``selection.alpha: 0.5``) are both accepted."""
+    """A nested mapping as dotted keys (a round's ``set`` as overrides; params for MLflow).
+    Nested mappings (``selection: {alpha: 0.5}``, what ``dvc exp run -S`` writes) and dotted
+    keys (``selection.alpha: 0.5``) are both accepted."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"

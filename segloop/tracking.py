@@ -21,7 +21,7 @@ import numpy as np
 
 from segloop.errors import SegloopError
 from segloop.params import Params
-from segloop.rounds import RoundPaths
+from segloop.rounds import RoundPaths, flatten_set
 
 CHAMPION = "champion"
 
@@ -49,15 +49,9 @@ def split_hash(params: Params) -> str:
     return digest.hexdigest()[:16]
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = json.dumps(value) if not isinstance(value, str) else value
-    return flat
+def flatten(tree: dict[str, Any]) -> dict[str, str]:
+    """Dotted keys and string values, as MLflow params take them."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten_set(tree).items()}
 
 
 class LoopTracker:
