@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from segloop.cli_options import ParamsOption, RoundOption, SetOption, params_from_cli
+from segloop.cli_options import (
+    ParamsOption,
+    RoundOption,
+    SetOption,
+    option_overrides,
+    params_from_cli,
+)
 from segloop.errors import SegloopError
 
 if TYPE_CHECKING:
@@ -58,7 +64,7 @@ def label(
         "out": out,
         "backend": backend,
     }
-    extra += [f"label.{key}={value}" for key, value in options.items() if value is not None]
+    extra += option_overrides("label", options)
     full = params_from_cli(params_path, extra, round_name)
     params = full.label
     if not inputs:

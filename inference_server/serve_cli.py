@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segloop.cli_options import ParamsOption, SetOption, params_from_cli
+from segloop.cli_options import ParamsOption, SetOption, option_overrides, params_from_cli
 
 app = typer.Typer(help="Serve an export over HTTP.")
 
@@ -36,7 +36,7 @@ def serve(
         "host": host,
         "port": port,
     }
-    extra += [f"serve.{key}={value}" for key, value in options.items() if value is not None]
+    extra += option_overrides("serve", options)
     params = params_from_cli(params_path, extra).serve
     read_metadata(params.export_dir)  # a clear error before the server starts
     uvicorn.run(

@@ -34,3 +34,8 @@ def params_from_cli(
 
         return round_params(path or default_params_path(), round_name, overrides)
     return load_params(path or default_params_path(), overrides)
+
+
+def option_overrides(section: str, options: dict[str, object]) -> list[str]:
+    """``section.key=value`` overrides for the command-line options that were given."""
+    return [f"{section}.{key}={value}" for key, value in options.items() if value is not None]
