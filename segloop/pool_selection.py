@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 from rich.progress import track
 
+from segloop.datasets import read_mask
 from segloop.errors import DataError
 from segloop.imageio import write_png
-from segloop.metrics import confusion_matrix
+from segloop.parallel import default_workers, ordered_map
 from segloop.params import SelectionParams
 from segloop.selection import (
     ConfidenceHistogram,
@@ -71,32 +72,67 @@ def labeled_histogram(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
     return counts
 
 
+@dataclass(frozen=True)
+class FrameOutcome:
+    """What pass 2 keeps of one frame: kept pixels per class, its mean trust, and (with
+    ground truth) the pixel counts of :func:`quality_counts`."""
+
+    kept: np.ndarray
+    trust: float
+    quality: tuple[int, int, int] | None
+
+
+def quality_counts(pseudo: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+    """(kept pixels whose label is right, kept pixels, ground-truth pixels) of one frame;
+    ignore (255) in either map is not counted as kept."""
+    labeled = truth != IGNORE_INDEX
+    kept = (pseudo != IGNORE_INDEX) & labeled
+    return int((pseudo[kept] == truth[kept]).sum()), int(kept.sum()), int(labeled.sum())
+
+
 def select_pool(
     keys: list[str],
     labeled_masks: list[np.ndarray],
     taxonomy: Taxonomy,
     params: SelectionParams,
     report_dir: Path | None = None,
+    truths: list[Path] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run both passes and write the pseudo-labels; returns the summary also saved as JSON
-    (``selection.json`` and ``annotate_next.txt`` go to ``report_dir``, default the output)."""
+    (``selection.json`` and ``annotate_next.txt`` go to ``report_dir``, default the output).
+
+    With ``truths`` (one ground-truth mask per key: the embedded pool keeps its own) the
+    summary gains ``quality``: precision (kept pixels whose label is right) and coverage
+    (share of ground-truth pixels kept), measured on the frames as they are written. Frames
+    are read, selected and written on ``workers`` threads (default: one per core); the
+    result does not depend on the thread count (each frame's sampling is seeded by its index).
+    """
     folder, out = params.predictions, params.out
     report_dir = report_dir or out
+    workers = workers or default_workers()
     if not (folder / "label").is_dir():
         raise DataError(
             f"{folder}: no label/ folder of pool predictions; run 'segloop label' or "
             "'segloop predict'"
         )
+    if truths is not None and len(truths) != len(keys):
+        raise ValueError(f"{len(truths)} ground-truth masks for {len(keys)} pool frames")
     prior = class_prior(labeled_histogram(labeled_masks, taxonomy.num_classes))
     hist = ConfidenceHistogram(taxonomy.num_classes, BINS)
-    for key in track(keys, description="pass 1: histograms", transient=True):
-        pred = read_prediction(folder, key, with_reliability=False)
+
+    def read_for_histogram(key: str) -> PoolPrediction:
+        return read_prediction(folder, key, with_reliability=False)
+
+    predictions = ordered_map(read_for_histogram, keys, workers)
+    for pred in track(
+        predictions, total=len(keys), description="pass 1: histograms", transient=True
+    ):
         hist.update(pred.label, pred.confidence)
     selection = dars_thresholds(hist, prior, params.alpha)
 
-    kept = np.zeros(taxonomy.num_classes, dtype=np.int64)
-    scores: list[tuple[float, str]] = []
-    for index, key in enumerate(track(keys, description="pass 2: selecting", transient=True)):
+    def select_frame(index: int) -> FrameOutcome:
+        key = keys[index]
         pred = read_prediction(folder, key, with_reliability=params.use_reliability)
         rng = np.random.default_rng([params.seed, index])
         pseudo = select_pseudo_label(
@@ -108,17 +144,32 @@ def select_pool(
             params.reliability_threshold,
         )
         write_png(out / key, pseudo)
-        kept += np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=taxonomy.num_classes)[
-            : taxonomy.num_classes
-        ]
+        kept = np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=taxonomy.num_classes)
         trust = pred.reliability if pred.reliability is not None else pred.confidence
-        scores.append((float(trust.mean()), key))
+        quality = None
+        if truths is not None:
+            quality = quality_counts(pseudo, read_mask(truths[index], taxonomy, pseudo.shape))
+        return FrameOutcome(kept[: taxonomy.num_classes], float(trust.mean()), quality)
+
+    kept = np.zeros(taxonomy.num_classes, dtype=np.int64)
+    scores: list[tuple[float, str]] = []
+    counts = np.zeros(3, dtype=np.int64)
+    outcomes = ordered_map(select_frame, range(len(keys)), workers)
+    for key, outcome in zip(
+        keys,
+        track(outcomes, total=len(keys), description="pass 2: selecting", transient=True),
+        strict=True,
+    ):
+        kept += outcome.kept
+        scores.append((outcome.trust, key))
+        if outcome.quality is not None:
+            counts += outcome.quality
 
     least = [key for _, key in sorted(scores)[: params.annotate_next]]
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "annotate_next.txt").write_text("".join(f"{k}\n" for k in least))
     total = max(hist.pixels, 1)
-    summary = {
+    summary: dict[str, Any] = {
         "frames": len(keys),
         "alpha": params.alpha,
         "kept_fraction": float(kept.sum() / total),
@@ -132,25 +183,11 @@ def select_pool(
             for j, name in enumerate(taxonomy.classes)
         },
     }
+    if truths is not None:
+        correct, kept_labeled, labeled = (int(c) for c in counts)
+        summary["quality"] = {
+            "precision": correct / max(kept_labeled, 1),
+            "coverage": kept_labeled / max(labeled, 1),
+        }
     (report_dir / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def pseudo_label_quality(
-    pseudo_dir: Path, keys: list[str], truths: list[np.ndarray], num_classes: int
-) -> dict[str, float]:
-    """Precision (kept pixels whose label is right) and coverage (share of ground-truth
-    pixels kept) of a pseudo-label folder against the pool's hidden ground truth."""
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    kept = labeled = 0
-    for key, truth in zip(keys, truths, strict=True):
-        pseudo = _read_gray(pseudo_dir / key)
-        keep = pseudo != IGNORE_INDEX
-        both = keep & (truth != IGNORE_INDEX)
-        conf += confusion_matrix(pseudo[both], truth[both], num_classes)
-        kept += int(both.sum())
-        labeled += int((truth != IGNORE_INDEX).sum())
-    return {
-        "precision": float(np.trace(conf) / max(kept, 1)),
-        "coverage": float(kept / max(labeled, 1)),
-    }

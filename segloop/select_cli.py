@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +47,7 @@ def select(
     --round: from rounds/<name>/label into rounds/<name>/select, measured when the pool has
     ground truth."""
     from segloop.datasets import read_mask, sample_for_key
-    from segloop.pool_selection import pseudo_label_quality, select_pool
+    from segloop.pool_selection import select_pool
     from segloop.splits import split_samples
 
     params = params_from_cli(params_path, overrides, round_name)
@@ -77,23 +76,21 @@ def select(
     else:
         pool = split_samples(params.data, "unlabeled", with_masks=measure)
         keys = [s.key for s in pool]
-    summary = select_pool(keys, masks, taxonomy, selection, report_dir)
+    truths = None
+    if measure:
+        truths = [s.mask for s in pool if s.mask is not None and s.mask.exists()]
+        if len(truths) != len(keys):
+            console.print("[yellow]the pool has no complete ground truth; nothing measured")
+            truths = None
+    summary = select_pool(keys, masks, taxonomy, selection, report_dir, truths)
     report_dir = report_dir or selection.out
     console.print(
         f"kept {100 * summary['kept_fraction']:.1f}% of {summary['frames']} frames' "
         f"pixels (alpha {summary['alpha']:g}) -> {selection.out}; "
         f"annotate next -> {report_dir / 'annotate_next.txt'}"
     )
-    if measure:
-        truths = [
-            read_mask(s.mask, taxonomy) for s in pool if s.mask is not None and s.mask.exists()
-        ]
-        if len(truths) != len(keys):
-            console.print("[yellow]the pool has no complete ground truth; nothing measured")
-            return
-        quality = pseudo_label_quality(selection.out, keys, truths, taxonomy.num_classes)
-        summary["quality"] = quality
-        (report_dir / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if "quality" in summary:
+        quality = summary["quality"]
         console.print(
             f"pseudo-label precision {100 * quality['precision']:.1f}%, "
             f"coverage {100 * quality['coverage']:.1f}%"

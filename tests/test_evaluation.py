@@ -101,26 +101,29 @@ class FlagLeftHalf(nn.Module):
         return out
 
 
-def test_eln_error_localization_scores(tmp_path: Path) -> None:
-    make_cityscapes(tmp_path, {"val": 1}, size=(4, 8))
-    sample = discover(tmp_path, "cityscapes", "val")[0]
-    assert sample.mask is not None
+@pytest.mark.parametrize("window", [None, (4, 4)])  # whole batch, or sliding window per frame
+def test_eln_error_localization_scores(tmp_path: Path, window: tuple[int, int] | None) -> None:
+    make_cityscapes(tmp_path, {"val": 2}, size=(4, 8))
+    samples = discover(tmp_path, "cityscapes", "val")
     truth = np.zeros((4, 8), dtype=np.uint8)
     truth[:, 2:6] = 1  # the constant-0 model is wrong on columns 2..5
     truth[0, 0] = 255
-    write_gray(sample.mask, truth)
+    for sample in samples:
+        assert sample.mask is not None
+        write_gray(sample.mask, truth)
     taxonomy = Taxonomy("toy", ("a", "b"), ((0, 0, 0), (1, 1, 1)))
     result = evaluate(
         ConstantModel(2, 0),
-        [sample],
+        samples,
         taxonomy,
         torch.device("cpu"),
+        window=window,
         progress=False,
         eln=FlagLeftHalf(),
     )
-    # flagged: columns 0..3 (15 valid pixels); errors: columns 2..5 (16 pixels)
+    # per frame, flagged: columns 0..3 (15 valid pixels); errors: columns 2..5 (16 pixels)
     # TP = columns 2..3 = 8, FP = columns 0..1 minus the ignored pixel = 7, FN = columns 4..5 = 8
-    assert result.eln_counts is not None and result.eln_counts.tolist() == [8, 7, 8]
+    assert result.eln_counts is not None and result.eln_counts.tolist() == [16, 14, 16]
     scores = result.report(taxonomy)["eln_error_localization"]
     assert scores["precision"] == pytest.approx(8 / 15)
     assert scores["recall"] == pytest.approx(8 / 16)

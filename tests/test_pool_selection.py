@@ -12,17 +12,17 @@ import torch
 from segloop.datasets import read_mask
 from segloop.imageio import write_png
 from segloop.params import Params
-from segloop.pool_selection import pseudo_label_quality, select_pool
+from segloop.pool_selection import quality_counts, select_pool
 from segloop.splits import make_split, read_split, split_samples, write_split
 from segloop.synth import write_dataset
 from segloop.taxonomy import CITYSCAPES, Taxonomy
 
 
-def test_pseudo_label_quality_hand_computed(tmp_path: Path) -> None:
-    write_png(tmp_path / "a.png", np.array([[0, 1, 255, 2]], dtype=np.uint8))
-    truth = np.array([[0, 2, 1, 2]], dtype=np.uint8)
-    quality = pseudo_label_quality(tmp_path, ["a.png"], [truth], 3)
-    assert quality == {"precision": pytest.approx(2 / 3), "coverage": pytest.approx(3 / 4)}
+def test_quality_counts_hand_computed() -> None:
+    pseudo = np.array([[0, 1, 255, 2, 1]], dtype=np.uint8)
+    truth = np.array([[0, 2, 1, 2, 255]], dtype=np.uint8)
+    # kept and labeled: pixels 0, 1, 3 (2 right); ground truth: pixels 0-3; pixel 4 is ignore
+    assert quality_counts(pseudo, truth) == (2, 3, 4)
 
 
 def test_select_pool_on_hand_built_predictions(tmp_path: Path) -> None:
@@ -48,6 +48,50 @@ def test_select_pool_on_hand_built_predictions(tmp_path: Path) -> None:
     assert summary["classes"]["a"]["sampling_ratio"] == pytest.approx(0.25)
     assert (tmp_path / "out" / "annotate_next.txt").read_text() == "f.png\n"
     assert json.loads((tmp_path / "out" / "selection.json").read_text())["frames"] == 1
+
+
+def test_select_pool_measures_quality_and_ignores_thread_count(tmp_path: Path) -> None:
+    toy = Taxonomy("toy", ("a", "b"), ((0, 0, 0), (1, 1, 1)))
+    pred, keys, truths = tmp_path / "pred", [], []
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        key = f"f{i}.png"
+        label = rng.integers(0, 2, (8, 8)).astype(np.uint8)
+        write_png(pred / "label" / key, label)
+        write_png(pred / "confidence" / key, rng.integers(0, 256, (8, 8)).astype(np.uint8))
+        truth = label.copy()
+        truth[0] = 1 - truth[0]  # the first row of every frame is predicted wrong
+        write_png(tmp_path / "gt" / key, truth)
+        keys.append(key)
+        truths.append(tmp_path / "gt" / key)
+    labeled = [np.array([[0, 1]], dtype=np.uint8)]
+    outputs = []
+    for workers in (1, 3):
+        params = Params().selection.model_copy(
+            update={"predictions": pred, "out": tmp_path / f"out{workers}", "alpha": 0.5}
+        )
+        summary = select_pool(keys, labeled, toy, params, truths=truths, workers=workers)
+        frames = [cv2.imread(str(tmp_path / f"out{workers}" / k), 0) for k in keys]
+        correct = sum(
+            int(((f != 255) & (f == g)).sum())
+            for f, g in zip(frames, [cv2.imread(str(t), 0) for t in truths], strict=True)
+        )
+        kept = sum(int((f != 255).sum()) for f in frames)
+        assert summary["quality"]["precision"] == pytest.approx(correct / kept)
+        assert summary["quality"]["coverage"] == pytest.approx(kept / (12 * 64))
+        assert 0 < summary["quality"]["precision"] < 1
+        outputs.append(frames)
+    for one, three in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(one, three)
+
+
+def test_select_pool_rejects_a_truth_list_of_the_wrong_length(tmp_path: Path) -> None:
+    write_png(tmp_path / "pred" / "label" / "f.png", np.zeros((2, 2), np.uint8))
+    params = Params().selection.model_copy(
+        update={"predictions": tmp_path / "pred", "out": tmp_path / "out"}
+    )
+    with pytest.raises(ValueError, match="1 ground-truth masks for 2 pool frames"):
+        select_pool(["f.png", "g.png"], [], CITYSCAPES, params, truths=[tmp_path / "t.png"])
 
 
 @pytest.mark.slow

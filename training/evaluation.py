@@ -105,6 +105,11 @@ class EvalResult:
         return out
 
 
+def _flagged_wrong(eln: nn.Module, images: torch.Tensor, probs: torch.Tensor) -> np.ndarray:
+    """Pixels the ELN says are predicted wrong (sigmoid(B) < 0.5, ELN Eq. 9), B x H x W bool."""
+    return (torch.sigmoid(eln(eln_inputs(images, probs)))[:, 0] < 0.5).cpu().numpy()
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -153,14 +158,23 @@ def evaluate(
         )
         if same_size and fits:
             x = torch.stack([to_tensor(p[0]) for p in pairs]).to(device)
-            probs = list(F.softmax(model(x).float(), dim=1).split(1))
+            batch_probs = F.softmax(model(x).float(), dim=1)
+            probs = list(batch_probs.split(1))
+            eln_batches = [(x, batch_probs)]  # the ELN sees the batch at once
         else:
             probs = [frame_probs(model, img, device, window, overlap) for img, _ in pairs]
+            eln_batches = (
+                [
+                    (to_tensor(img)[None].to(device), p)
+                    for (img, _), p in zip(pairs, probs, strict=True)
+                ]
+                if eln is not None
+                else []
+            )
         preds = [p.argmax(dim=1)[0].cpu().numpy().astype(np.uint8) for p in probs]
         if eln is not None and result.eln_counts is not None:
-            for (image, mask), p, pred in zip(pairs, probs, preds, strict=True):
-                x1 = to_tensor(image)[None].to(device)
-                flagged = (torch.sigmoid(eln(eln_inputs(x1, p)))[0, 0] < 0.5).cpu().numpy()
+            flags = [f for images, p in eln_batches for f in _flagged_wrong(eln, images, p)]
+            for (_, mask), flagged, pred in zip(pairs, flags, preds, strict=True):
                 valid = mask != taxonomy.ignore_index
                 error = (pred != mask) & valid
                 result.eln_counts += [
