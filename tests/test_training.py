@@ -61,9 +61,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data: Params
     common = {"steps": 8, "checkpoint_every": 4, "eval_every": 100, "log_every": 1}
     Trainer(_with(tiny_data, out_dir=root / "straight", **common)).run()
     interrupted = _with(tiny_data, out_dir=root / "resumed", **common)
-    assert Trainer(interrupted).run(stop_at=4).steps == 4
+    first = Trainer(interrupted).run(stop_at=4)
+    assert (first.steps, first.start_step) == (4, 0)
     assert not (root / "resumed" / "metrics.json").exists()
-    assert Trainer(interrupted).run().steps == 8
+    second = Trainer(interrupted).run()
+    assert (second.steps, second.start_step) == (8, 4)
+    assert json.loads((root / "resumed" / "metrics.json").read_text())["resumed_at_step"] == 4
     a = torch.load(root / "straight" / "last.pt", weights_only=False)["model"]
     b = torch.load(root / "resumed" / "last.pt", weights_only=False)["model"]
     for key in a:

@@ -31,7 +31,9 @@ def train(
     result = Trainer(params).run()
     log_training(tracking, result)
     console.print(
-        f"trained {result.steps} steps in {result.wall_s:.0f}s "
+        f"trained {result.steps} steps"
+        + (f" (resumed at step {result.start_step})" if result.start_step else "")
+        + f" in {result.wall_s:.0f}s "
         f"({result.images_per_s:.1f} img/s); best val mIoU {100 * result.best_miou:.2f} "
         f"-> {result.out_dir}/best.pt"
     )

@@ -78,6 +78,7 @@ def build_optimizer(parameters: list[torch.nn.Parameter], params: Params) -> tor
 class TrainResult:
     out_dir: Path
     steps: int
+    start_step: int  # > 0 when this process resumed from last.pt; wall_s covers the rest
     best_miou: float
     final_miou: float
     images_per_s: float
@@ -361,6 +362,7 @@ class Trainer:
         result = TrainResult(
             self.out,
             self.step,
+            start_step,
             self.best_miou,
             self.last_miou,
             (self.step - start_step) * t.batch_size / max(wall, 1e-9),
@@ -373,6 +375,7 @@ class Trainer:
     def _write_metrics(self, result: TrainResult) -> None:
         summary = {
             "steps": result.steps,
+            "resumed_at_step": result.start_step,
             "best_val_miou": result.best_miou,
             "final_val_miou": result.final_miou,
             "train_images_per_s": result.images_per_s,
