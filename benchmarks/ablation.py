@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from segloop_command import run_segloop
 
 ROOT = Path("runs/ablation")
 
@@ -59,18 +59,10 @@ HEADS = {
 }
 
 
-def segloop(*args: str, sets: list[str]) -> None:
-    command = [sys.executable, "-m", "segloop.cli", *args]
-    for assignment in sets:
-        command += ["--set", assignment]
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-
-
 def train(out: Path, steps: int, seed: int, common: list[str], extra: list[str]) -> None:
     if (out / "metrics.json").exists():
         return
-    segloop(
+    run_segloop(
         "train",
         sets=[
             *common,
@@ -84,7 +76,7 @@ def train(out: Path, steps: int, seed: int, common: list[str], extra: list[str])
 
 def evaluate(out: Path, common: list[str], extra: list[str]) -> None:
     if not (out / "eval.json").exists():
-        segloop("eval", sets=[*common, *extra, f"train.out_dir={out}"])
+        run_segloop("eval", sets=[*common, *extra, f"train.out_dir={out}"])
 
 
 def run_row(root: Path, name: str, seed: int, budget: int, common: list[str]) -> None:
@@ -108,8 +100,10 @@ def run_row(root: Path, name: str, seed: int, budget: int, common: list[str]) ->
             "selection.alpha=0.2",
         ]
         if not (pseudo / "selection.json").exists():
-            segloop("predict", "--checkpoint", str(warm / "best.pt"), sets=[*common, *selection])
-            segloop("select", "--measure", sets=[*common, *selection])
+            run_segloop(
+                "predict", "--checkpoint", str(warm / "best.pt"), sets=[*common, *selection]
+            )
+            run_segloop("select", "--measure", sets=[*common, *selection])
         extra += [f"methods.pseudo_labels={pseudo}"]
     train(out, budget - budget // 2, seed, common, extra)
     evaluate(out, common, extra)

@@ -4,6 +4,8 @@ iterations (issue: the loop, "Acceptance").
 
     python benchmarks/loop_acceptance.py                # run (resumable), then print the table
     python benchmarks/loop_acceptance.py --report       # the table of what has finished
+    # on two cores, the control beside the loop's rounds once round 0 is done:
+    python benchmarks/loop_acceptance.py --part control --control-set train.threads=1
 
 Steps, all through the product's own commands:
 
@@ -18,13 +20,14 @@ Steps, all through the product's own commands:
    schedule each round; so do the legs); ``segloop eval`` on each leg.
 
 Both run under the active environment's ``segloop`` and ``dvc`` (put the venv on ``PATH``).
+The control runs the clone's own ``segloop`` package (``python -m segloop.cli`` from inside
+the clone), the same code as the loop when the environment's install is that commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from segloop_command import run_segloop
 
 ROOT = Path("runs/acceptance")
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(command: list[str], cwd: Path) -> None:
     print("+", " ".join(command), f"(in {cwd})", flush=True)
-    subprocess.run(command, cwd=cwd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    subprocess.run(command, cwd=cwd, check=True)
 
 
 def size_rounds(params_file: Path, r0_steps: int, round_steps: int, batch: int) -> list[str]:
@@ -69,7 +73,10 @@ def run_loop(root: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
 
 
 def run_control(root: Path, loop: Path, rounds: list[str], args: argparse.Namespace) -> None:
-    start = loop / "rounds" / rounds[0] / "train" / "best.pt"
+    trained = loop / "rounds" / rounds[0] / "train" / "metrics.json"
+    if not trained.exists():
+        sys.exit(f"the control starts from round 0's best checkpoint: {trained} is not there yet")
+    start = trained.parent / "best.pt"
     for name in rounds[1:]:
         out = (root / "control" / name).resolve()
         if not (out / "eval.json").exists():
@@ -79,9 +86,10 @@ def run_control(root: Path, loop: Path, rounds: list[str], args: argparse.Namesp
                 f"train.batch_size={args.batch}",
                 f"train.out_dir={out}",
                 f"eval.out={out / 'eval.json'}",
+                *args.control_sets,
             ]
-            run(["segloop", "train", *(a for s in sets for a in ("--set", s))], loop)
-            run(["segloop", "eval", *(a for s in sets for a in ("--set", s))], loop)
+            run_segloop("train", sets=sets, cwd=loop)
+            run_segloop("eval", sets=sets, cwd=loop)
         start = out / "best.pt"
 
 
@@ -123,14 +131,33 @@ def main() -> None:
     parser.add_argument("--r0-steps", type=int, default=3000)
     parser.add_argument("--round-steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--part",
+        choices=("all", "loop", "control"),
+        default="all",
+        help="run only the loop, or only the control (which needs round 0 finished); two "
+        "processes, one per part, share the cores better than one after the other",
+    )
+    parser.add_argument(
+        "--control-set",
+        dest="control_sets",
+        action="append",
+        default=[],
+        help="extra override for the control's trainings, e.g. train.threads=1",
+    )
     parser.add_argument("--report", action="store_true", help="print the table and exit")
     args = parser.parse_args()
     root = args.root.resolve()
     if not args.report:
-        if shutil.which("segloop") is None or shutil.which("dvc") is None:
-            sys.exit("put the venv on PATH first: segloop and dvc must be runnable")
-        loop, rounds = run_loop(root, args)
-        run_control(root, loop, rounds, args)
+        if shutil.which("dvc") is None:
+            sys.exit("put the venv on PATH first: dvc must be runnable")
+        loop = root / "loop"
+        if args.part in ("all", "loop"):
+            loop, rounds = run_loop(root, args)
+        else:
+            rounds = list(yaml.safe_load((loop / "params.yaml").read_text())["rounds"])
+        if args.part in ("all", "control"):
+            run_control(root, loop, rounds, args)
     print(report(root))
 
 
