@@ -17,7 +17,7 @@ from pathlib import Path
 from threading import Lock
 from typing import IO, Any
 
-from segloop.label_manifest import MANIFEST_FILE, read_rows
+from segloop.label_manifest import MANIFEST_FILE, parse_rows
 
 
 class Manifest:
@@ -34,7 +34,12 @@ class Manifest:
     def load(self) -> list[dict[str, Any]]:
         """Read what is done with this engine and count stale frames (read-only); returns
         the rows to keep."""
-        rows = read_rows(self.path)
+        return self._keep(parse_rows(self._text()))
+
+    def _text(self) -> str:
+        return self.path.read_text() if self.path.exists() else ""
+
+    def _keep(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         latest = {r["frame_id"]: r for r in rows if r.get("engine_hash") == self.engine_hash}
         self.stale = len({r["frame_id"] for r in rows} - set(latest))
         self.done = latest
@@ -43,8 +48,8 @@ class Manifest:
     def open(self) -> Manifest:
         """Load, drop stale and torn rows (rewriting the file when it holds any), and open
         for appending."""
-        keep = self.load()
-        on_disk = self.path.read_text() if self.path.exists() else ""
+        on_disk = self._text()
+        keep = self._keep(parse_rows(on_disk))
         if on_disk != "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep):
             self._rewrite(keep)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,15 @@ MANIFEST_FILE = "manifest.jsonl"
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Every complete row; a torn last line (a killed writer) or an unparsable line is
-    skipped."""
-    if not path.exists():
-        return []
+    """Every complete row of the manifest file at ``path`` (none when it is absent)."""
+    return parse_rows(path.read_text()) if path.exists() else []
+
+
+def parse_rows(text: str) -> list[dict[str, Any]]:
+    """Every complete row of manifest text; a torn last line (a killed writer) or an
+    unparsable line is skipped."""
     rows = []
-    for line in path.read_text().splitlines(keepends=True):
+    for line in text.splitlines(keepends=True):
         if not line.endswith("\n"):
             break
         try:

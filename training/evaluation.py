@@ -25,6 +25,7 @@ from segloop.metrics import confusion_matrix, summarize
 from segloop.params import Params, eval_window
 from segloop.taxonomy import Taxonomy
 from training.data import to_tensor
+from training.methods.eln import eln_mask
 from training.models.eln import eln_inputs
 
 
@@ -106,8 +107,8 @@ class EvalResult:
 
 
 def _flagged_wrong(eln: nn.Module, images: torch.Tensor, probs: torch.Tensor) -> np.ndarray:
-    """Pixels the ELN says are predicted wrong (sigmoid(B) < 0.5, ELN Eq. 9), B x H x W bool."""
-    return (torch.sigmoid(eln(eln_inputs(images, probs)))[:, 0] < 0.5).cpu().numpy()
+    """Pixels the ELN does not call reliable (ELN Eq. 9), B x H x W bool."""
+    return (~eln_mask(eln(eln_inputs(images, probs)))[:, 0]).cpu().numpy()
 
 
 @torch.no_grad()
