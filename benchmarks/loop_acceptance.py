@@ -29,21 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from segloop_command import run_segloop
+from segloop_command import run_command, run_segloop
 
 ROOT = Path("runs/acceptance")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(command: list[str], cwd: Path) -> None:
-    print("+", " ".join(command), f"(in {cwd})", flush=True)
-    subprocess.run(command, cwd=cwd, check=True)
 
 
 def size_rounds(params_file: Path, r0_steps: int, round_steps: int, batch: int) -> list[str]:
@@ -66,9 +60,9 @@ def run_loop(root: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
     if not (loop / "dvc.yaml").exists():
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(loop, ignore_errors=True)
-        run(["git", "clone", "--quiet", str(REPO), str(loop)], REPO)
+        run_command(["git", "clone", "--quiet", str(REPO), str(loop)], REPO)
     rounds = size_rounds(loop / "params.yaml", args.r0_steps, args.round_steps, args.batch)
-    run(["dvc", "repro"], loop)
+    run_command(["dvc", "repro"], loop)
     return loop, rounds
 
 
@@ -154,8 +148,10 @@ def main() -> None:
         loop = root / "loop"
         if args.part in ("all", "loop"):
             loop, rounds = run_loop(root, args)
-        else:
+        elif (loop / "params.yaml").exists():
             rounds = list(yaml.safe_load((loop / "params.yaml").read_text())["rounds"])
+        else:
+            sys.exit(f"no loop at {loop}: run --part loop (or all) first")
         if args.part in ("all", "control"):
             run_control(root, loop, rounds, args)
     print(report(root))
