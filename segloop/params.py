@@ -231,6 +231,9 @@ class ELNTrainingParams(StrictModel):
     # The paper learns ELN on labeled data and then uses it; the authors' code keeps training
     # it in the semi-supervised stage. Default: keep training (labeled data only).
     train_during_ssl: bool = True
+    # Train only the ELN and its auxiliary decoders, on the model of methods.init_from kept
+    # frozen in eval mode: fits an ELN to a model trained without one, or refits a stale one.
+    fit_only: bool = False
     contrast_weight: float = Field(1.0, ge=0)
     contrast_tau: float = Field(0.5, gt=0)
     contrast_samples: int = Field(512, ge=2)
@@ -449,6 +452,16 @@ class Params(StrictModel):
             raise ValueError("model.head: prototype is updated by DeS4; enable methods.des4")
         if m.u2pl.enabled and not m.unlabeled:
             raise ValueError("methods.u2pl needs methods.unlabeled: true")
+        if m.eln.fit_only and not (m.eln.enabled and m.init_from is not None):
+            raise ValueError(
+                "methods.eln.fit_only fits an ELN to an existing model: it needs "
+                "methods.eln.enabled: true and methods.init_from (the model's checkpoint)"
+            )
+        if m.eln.fit_only and (m.unlabeled or m.pseudo_labels is not None):
+            raise ValueError(
+                "methods.eln.fit_only learns the model's errors on ground truth: switch off "
+                "methods.unlabeled and methods.pseudo_labels"
+            )
         if m.u2pl.rank_high <= m.u2pl.rank_low:
             raise ValueError("methods.u2pl.rank_high must exceed rank_low")
         seen: list[str] = []

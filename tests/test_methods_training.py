@@ -187,3 +187,30 @@ def test_warm_start_from_another_architecture_is_a_clear_error(workspace: Path) 
     )
     with pytest.raises(SegloopError, match="another shape"):
         Trainer(params)
+
+
+@pytest.mark.slow
+def test_eln_fit_only_trains_the_eln_and_leaves_the_model_untouched(workspace: Path) -> None:
+    warm = workspace / "r0_softmax" / "last.pt"
+    out = workspace / "eln_fit"
+    params = _params(
+        workspace,
+        [
+            "methods.eln.enabled=true",
+            "methods.eln.fit_only=true",
+            f"methods.init_from={warm}",
+            "train.steps=40",
+            f"train.out_dir={out}",
+        ],
+    )
+    Trainer(params).run()
+    rows = _windows(out / "history.jsonl")
+    assert set(rows[0]) == {"step", "loss", "eln", "eln_aux", "lr"}  # no model loss
+    assert rows[-1]["eln"] < rows[0]["eln"]
+    before = torch.load(warm, weights_only=False)["model"]
+    best = torch.load(out / "best.pt", weights_only=False)
+    for key, value in before.items():  # weights and BatchNorm statistics alike
+        torch.testing.assert_close(best["model"][key], value, atol=0, rtol=0, msg=key)
+    fitted = torch.load(out / "last.pt", weights_only=False)["objective"]["module:eln"]
+    for key, value in best["eln"].items():  # best.pt holds the newest ELN, not the first
+        torch.testing.assert_close(value, fitted[key], atol=0, rtol=0, msg=key)

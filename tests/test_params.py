@@ -69,3 +69,24 @@ def test_custom_taxonomy_sets_class_count() -> None:
 def test_unknown_condition_rejected() -> None:
     with pytest.raises(ParamsError, match="unknown conditions"):
         load_params(None, ["data.split.labeled_conditions=[snow]"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["methods.eln.fit_only=true", "methods.init_from=r0.pt"], "methods.eln.enabled"),
+        (["methods.eln.fit_only=true", "methods.eln.enabled=true"], "methods.init_from"),
+        (
+            [
+                "methods.eln.fit_only=true",
+                "methods.eln.enabled=true",
+                "methods.init_from=r0.pt",
+                "methods.unlabeled=true",
+            ],
+            "switch off",
+        ),
+    ],
+)
+def test_eln_fit_only_needs_a_model_and_ground_truth(overrides: list[str], message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        load_params(None, overrides)

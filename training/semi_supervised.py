@@ -121,6 +121,8 @@ class StepObjective:
         self, step: int, images: torch.Tensor, labels: torch.Tensor, unlabeled: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
         m = self.params.methods
+        if self.eln is not None and m.eln.fit_only:
+            return self._eln_fit_terms(images, labels)
         out = self.model.forward_parts(images)
         raw_up = upsample(out.raw, images.shape[2:])
         supervised = self.head.supervised(raw_up, labels)
@@ -138,6 +140,16 @@ class StepObjective:
             assert out.embedding is not None
             terms.update(self._unlabeled_terms(step, images, labels, out.embedding, unlabeled))
         return terms
+
+    def _eln_fit_terms(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``methods.eln.fit_only``: the ELN's labeled terms (Eqs. 3-6) on the frozen model's
+        eval-mode predictions, the ones the ELN will judge when it labels; no model loss."""
+        assert self.eln is not None
+        with torch.no_grad():
+            out = self.model.forward_parts(images)
+            scores = self.model.head.class_scores(upsample(out.raw, images.shape[2:]))
+        self.eln.training_enabled = True
+        return self.eln.labeled_losses(images, labels, out, scores)
 
     def _unlabeled_terms(
         self,

@@ -5,7 +5,8 @@ components that ``params.yaml``'s ``methods`` section switches on (see
 Poly LR with warm-up, SGD or AdamW, AMP on CUDA, optional gradient clipping. Checkpoints
 ``last.pt`` every ``checkpoint_every`` steps and at the end; a rerun resumes from it and
 reproduces the uninterrupted run (batches are a function of seed and step; optimizer, scaler
-and RNG state are saved). ``best.pt`` keeps the weights with the best validation mIoU.
+and RNG state are saved). ``best.pt`` keeps the weights with the best validation mIoU (with
+``methods.eln.fit_only``, which trains only the ELN on a frozen model, the newest ELN).
 ``history.jsonl`` logs losses and evaluations; ``metrics.json`` summarises the run.
 """
 
@@ -143,7 +144,9 @@ class Trainer:
         )
         if m.init_from is not None:
             self._warm_start(m.init_from)
-        trainable = [*self.model.parameters()]
+        # methods.eln.fit_only: the model stays as warm-started; only the ELN's modules learn.
+        self.frozen_model = m.eln.enabled and m.eln.fit_only
+        trainable = [] if self.frozen_model else [*self.model.parameters()]
         for module in self.objective.trainable_modules().values():
             trainable += [p for p in module.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(trainable, params)
@@ -234,7 +237,8 @@ class Trainer:
             "val_by_condition": {k: v["miou"] for k, v in report["by_condition"].items()},
         }
         _append_history(self.out / "history.jsonl", record)
-        if self.last_miou > self.best_miou:
+        # A frozen model scores the same at every validation: keep its newest ELN instead.
+        if self.last_miou > self.best_miou or self.frozen_model:
             self.best_miou = self.last_miou
             best = {
                 **model_state(model, self.params.model, self.taxonomy),
@@ -302,7 +306,7 @@ class Trainer:
         if self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)
             self._resume_rng = None
-        self.model.train()
+        self.model.train(not self.frozen_model)
         start_step, start_time = self.step, time.perf_counter()
         sums: dict[str, float] = {}
         count = 0
