@@ -67,7 +67,13 @@ HEADS = {
     "ecoc": ["model.head=ecoc"],
     "prototype": ["model.head=prototype", "methods.des4.enabled=true"],
 }
-ELN_IN_SSL = ["methods.eln.enabled=true", "methods.eln.train_during_ssl=false"]
+# The loop's ELN: frozen, no pixel contrast (params.yaml's default since it measured a loss;
+# spelled out so that a run started on an older params.yaml trains the same rows).
+ELN_IN_SSL = [
+    "methods.eln.enabled=true",
+    "methods.eln.train_during_ssl=false",
+    "methods.eln.contrast_weight=0.0",
+]
 
 
 @dataclass(frozen=True)
