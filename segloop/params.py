@@ -234,7 +234,9 @@ class ELNTrainingParams(StrictModel):
     # Train only the ELN and its auxiliary decoders, on the model of methods.init_from kept
     # frozen in eval mode: fits an ELN to a model trained without one, or refits a stale one.
     fit_only: bool = False
-    contrast_weight: float = Field(1.0, ge=0)
+    # Eq. 10's pixel contrast; the paper weighs it 1.0. Off by default: at 1.0 it cost the
+    # benchmark loop 2.8 mIoU in r1 (docs/RESULTS.md, "What cost day and dusk in r1").
+    contrast_weight: float = Field(0.0, ge=0)
     contrast_tau: float = Field(0.5, gt=0)
     contrast_samples: int = Field(512, ge=2)
 

@@ -37,7 +37,7 @@ RECIPES = {
     "mean-teacher": ("softmax", ["methods.confidence_threshold=0.5"], ["unsup"]),
     "u2pl": ("softmax", [*U2PL, "methods.u2pl.sce_weight=0.1"], ["unsup"]),
     "ecoc": ("ecoc", [], ["sup", "unsup"]),
-    "eln": ("softmax", ["methods.eln.enabled=true"], ["eln"]),
+    "eln": ("softmax", ["methods.eln.enabled=true", "methods.eln.contrast_weight=1.0"], ["eln"]),
     "des4": ("prototype", [], ["des4_unbiased", "des4_unsup"]),
     "combined": ("ecoc", [*U2PL, "methods.eln.enabled=true"], ["sup", "eln"]),
 }
@@ -103,6 +103,8 @@ def test_method_runs_and_its_losses_fall(workspace: Path, name: str) -> None:
     for key in falling:
         assert rows[-1][key] < rows[0][key], f"{key}: {rows[0][key]} -> {rows[-1][key]}"
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    if name == "eln":  # the pixel contrast (off by default) runs when weighted
+        assert all("eln_contrast" in r for r in rows)
     assert (out / "best.pt").exists() and (out / "metrics.json").exists()
 
 
