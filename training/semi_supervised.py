@@ -121,7 +121,7 @@ class StepObjective:
         self, step: int, images: torch.Tensor, labels: torch.Tensor, unlabeled: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
         m = self.params.methods
-        if self.eln is not None and m.eln.fit_only:
+        if m.eln.fit_only:
             return self._eln_fit_terms(images, labels)
         out = self.model.forward_parts(images)
         raw_up = upsample(out.raw, images.shape[2:])

@@ -144,8 +144,9 @@ class Trainer:
         )
         if m.init_from is not None:
             self._warm_start(m.init_from)
-        # methods.eln.fit_only: the model stays as warm-started; only the ELN's modules learn.
-        self.frozen_model = m.eln.enabled and m.eln.fit_only
+        # methods.eln.fit_only (params ensure the ELN is on): the model stays as warm-started;
+        # only the ELN's modules learn.
+        self.frozen_model = m.eln.fit_only
         trainable = [] if self.frozen_model else [*self.model.parameters()]
         for module in self.objective.trainable_modules().values():
             trainable += [p for p in module.parameters() if p.requires_grad]
