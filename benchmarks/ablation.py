@@ -3,6 +3,9 @@
 Every row gets the same number of iterations of the segmentation model, ``--budget``:
 
 - ``supervised`` trains on the labeled split for the whole budget;
+- ``supervised-restart`` is the same-schedule control: the warm start below, then
+  ``--ssl-steps`` more supervised iterations with the learning-rate schedule restarted, as
+  every method row's is;
 - every other row warm-starts from a supervised model of its head trained for
   ``budget - ssl_steps`` iterations (one per head and seed: round 0 of the loop) and trains
   ``--ssl-steps`` more with its methods switched on;
@@ -53,6 +56,9 @@ SSL = ["methods.unlabeled=true"]
 U2PL = ["methods.u2pl.enabled=true", "methods.u2pl.sce_weight=0.1"]
 ROWS: dict[str, Row] = {
     "supervised": Row("softmax", warm=False),
+    # The same warm start and restarted schedule as every method row, labeled data only: what
+    # the restart alone gives, so that a method's gain over it is the unlabeled data's.
+    "supervised-restart": Row("softmax"),
     "mean-teacher": Row("softmax", [*SSL, "methods.confidence_threshold=0.95"]),
     "u2pl": Row("softmax", [*SSL, *U2PL]),
     "ecoc": Row("ecoc", [*SSL, "methods.confidence_threshold=0.95"]),
