@@ -29,6 +29,7 @@ RECIPES = {
         "methods.eln.enabled=true",
         "methods.eln.train_during_ssl=false",
     ],
+    "ecoc": ["model.head=ecoc", "methods.unlabeled=true", "methods.confidence_threshold=0.95"],
     "ecoc+eln": ["model.head=ecoc", "methods.unlabeled=true", "methods.eln.enabled=true"],
     "combined": [
         "model.head=ecoc",

@@ -89,6 +89,73 @@ def test_ecoc_loss_hand_computed() -> None:
     assert float(ignored) == 0.0
 
 
+def _reliable_bits_by_definition(
+    p: torch.Tensor, codebook: torch.Tensor, top: int, theta: float
+) -> torch.Tensor:
+    """The mining rule pixel by pixel, straight from its statement."""
+    batch, _, height, width = p.shape
+    mask = torch.zeros_like(p)
+    scores = decode_scores(p, codebook)
+    for b in range(batch):
+        for y in range(height):
+            for x in range(width):
+                order = scores[b, :, y, x].argsort(descending=True)[:top]
+                bit_conf = 0.5 + (p[b, :, y, x] - 0.5).abs()
+                for j in range(1, len(order) + 1):
+                    codes = codebook[order[:j]]
+                    shared = (codes == codes[0]).all(dim=0)
+                    mean = bit_conf[shared].mean() if shared.any() else torch.tensor(1.0)
+                    if mean > theta:
+                        mask[b, :, y, x] = shared.float()
+                        break
+    return mask
+
+
+def test_reliable_bits_equal_the_rule_on_random_pixels() -> None:
+    torch.manual_seed(0)
+    codebook = torch.tensor(build_codebook(7, 10, 3, trials=200), dtype=torch.float32)
+    # sharp and soft pixels: some decide at j = 1, some later, some never
+    p = torch.sigmoid(torch.randn(2, 10, 6, 5) * torch.tensor([1.0, 8.0]).view(2, 1, 1, 1))
+    for theta in (0.7, 0.9):
+        mask, top = reliable_bit_mask(p, codebook, top=4, theta=theta)
+        expected = _reliable_bits_by_definition(p, codebook, 4, theta)
+        assert 0 < expected.sum() < expected.numel()  # the case mixes kept and dropped bits
+        torch.testing.assert_close(mask, expected)
+        assert torch.equal(top, decode_scores(p, codebook).argmax(dim=1))
+
+
+def test_ecoc_loss_equals_the_per_pixel_sum_with_ignored_pixels() -> None:
+    torch.manual_seed(0)
+    codebook = torch.tensor(build_codebook(5, 8, 3, trials=200), dtype=torch.float32)
+    logits = torch.randn(2, 8, 3, 4, requires_grad=True)
+    classes = torch.randint(0, 5, (2, 3, 4))
+    classes[0, 0] = 255
+    weight = torch.rand(2, 3, 4)
+    weight[0, 0] = 0.0
+    weight[1, 2, :2] = 0.0
+    target = codebook[classes.clamp(max=4)].permute(0, 3, 1, 2)
+    loss = ecoc_loss(logits, target, classes, weight, codebook, w_pcd=5.0, w_pcc=2.0, tau=0.5)
+    loss.backward()
+    grad = logits.grad.clone()
+    logits.grad = None
+    total = torch.zeros(())
+    signed = 2 * codebook - 1
+    for b, y, x in np.ndindex(2, 3, 4):
+        if weight[b, y, x] == 0:
+            continue
+        z, t, n = logits[b, :, y, x], target[b, :, y, x], int(classes[b, y, x])
+        bce = F.binary_cross_entropy_with_logits(z, t)
+        pcd = 1 - F.cosine_similarity(z, 2 * t - 1, dim=0)
+        cos = F.cosine_similarity(z[None], signed, dim=1)
+        pcc = torch.log1p(sum(torch.exp(cos[m] / 0.5) for m in range(5) if m != n))
+        total = total + weight[b, y, x] * (bce + 5 * pcd + 2 * pcc)
+    expected = total / weight.sum()
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, logits.grad)
+    assert grad[0, :, 0, 0].abs().sum() == 0  # an ignored pixel gets no gradient
+
+
 def test_ecoc_head_exports_decoding_to_onnx(tmp_path) -> None:
     import onnxruntime as ort
 

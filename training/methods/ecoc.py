@@ -90,24 +90,40 @@ def reliable_bit_mask(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reliable bit mining. Returns (M, top-1 class): M (B x K x H x W) is 1 on the bits shared
     by the top-j candidate codewords for the smallest j whose mean bit confidence
-    ``max(p, 1 - p)`` over those bits exceeds ``theta``; 0 everywhere if none does."""
-    scores = decode_scores(bit_probs, codebook)
+    ``max(p, 1 - p)`` over those bits exceeds ``theta``; 0 everywhere if none does.
+
+    The bits the top-j codewords share are those the top-(j-1) share on which codeword j
+    agrees with the first, so one pass over the candidates builds every set (a product with a
+    precomputed N x N x K table of agreeing bits). Pixels are handled pixel-major, and a pixel
+    leaves the pass once its j is found, so only the undecided ones pay for larger j.
+    """
+    batch, bits, height, width = bit_probs.shape
     top = min(top, codebook.shape[0])
-    candidates = scores.topk(top, dim=1).indices  # B x T x H x W
-    codes = codebook[candidates].permute(0, 1, 4, 2, 3)  # B x T x K x H x W
-    confidence = 0.5 + (bit_probs - 0.5).abs()
-    mask = torch.zeros_like(bit_probs)
-    done = torch.zeros_like(bit_probs[:, 0], dtype=torch.bool)
+    candidates = decode_scores(bit_probs, codebook).topk(top, dim=1).indices  # B x T x H x W
+    candidates = candidates.permute(0, 2, 3, 1).reshape(-1, top)  # P x T
+    confidence = (0.5 + (bit_probs - 0.5).abs()).permute(0, 2, 3, 1).reshape(-1, bits)  # P x K
+    classes = codebook.shape[0]
+    agrees_with = (codebook[:, None, :] == codebook[None, :, :]).to(bit_probs.dtype)
+    agrees_with = agrees_with.view(classes * classes, bits)  # row a * N + b: a, b agree on k
+    first = candidates[:, 0]
+    mask = torch.zeros_like(confidence)
+    rows = torch.arange(len(confidence), device=bit_probs.device)  # the undecided pixels
+    shared = torch.ones_like(confidence)
     for j in range(top):
-        agree = (codes[:, : j + 1] == codes[:, :1]).all(dim=1).float()
-        count = agree.sum(dim=1)
-        conf = torch.where(
-            count > 0, (confidence * agree).sum(dim=1) / count.clamp_min(1), torch.ones_like(count)
-        )
-        pick = (conf > theta) & ~done
-        mask = torch.where(pick.unsqueeze(1), agree, mask)
-        done |= pick
-    return mask, candidates[:, 0]
+        if j:
+            pair = first.index_select(0, rows) * classes + candidates[:, j].index_select(0, rows)
+            shared.mul_(agrees_with.index_select(0, pair))
+        count = shared.sum(dim=1)
+        conf = (confidence.index_select(0, rows) * shared).sum(dim=1) / count.clamp_min(1)
+        pick = torch.where(count > 0, conf, torch.ones_like(conf)) > theta
+        picked = pick.nonzero().squeeze(1)
+        mask.index_copy_(0, rows.index_select(0, picked), shared.index_select(0, picked))
+        left = (~pick).nonzero().squeeze(1)
+        rows, shared = rows.index_select(0, left), shared.index_select(0, left)
+        if not len(rows):
+            break
+    mask = mask.view(batch, height, width, bits).permute(0, 3, 1, 2).contiguous()
+    return mask, first.view(batch, height, width)
 
 
 def hybrid_bits(
@@ -115,7 +131,7 @@ def hybrid_bits(
 ) -> torch.Tensor:
     """``c_hyb = M * c_code + (1 - M) * c_bit`` with ``c_bit = 1[p > 0.5]``."""
     code = codebook[top_class].permute(0, 3, 1, 2)
-    return mask * code + (1.0 - mask) * (bit_probs > 0.5).float()
+    return torch.where(mask.bool(), code, (bit_probs > 0.5).to(code.dtype))
 
 
 def ecoc_loss(
@@ -130,18 +146,24 @@ def ecoc_loss(
 ) -> torch.Tensor:
     """``L_bce + w_pcd L_pcd + w_pcc L_pcc`` averaged over pixels with ``weight`` (B x H x W;
     0 for ignored pixels). ``target_class`` (B x H x W) names the class whose codeword is the
-    positive; the other codewords are the contrast's negatives."""
+    positive; the other codewords are the contrast's negatives.
+
+    Per pixel with bit logits ``z``, target bits ``t`` and signed codewords ``s_n = 2 c_n - 1``:
+    ``L_bce = mean_k BCE(z_k, t_k)``, ``L_pcd = 1 - cos(z, 2t - 1)``,
+    ``L_pcc = log(1 + sum_{n != y} exp(cos(z, s_n) / tau))``. Computed pixel-major (P x K) on
+    the pixels with weight > 0 only: the same sum, since a zero weight contributes nothing.
+    """
     denom = weight.sum().clamp_min(1.0)
-    bce = F.binary_cross_entropy_with_logits(bit_logits, target_bits, reduction="none").mean(1)
-    signed_target = 2.0 * target_bits - 1.0
-    cos_pos = F.cosine_similarity(bit_logits, signed_target, dim=1)
-    signed_codes = 2.0 * codebook - 1.0  # N x K
-    logits_unit = F.normalize(bit_logits, dim=1)
-    cos_all = torch.einsum("bkhw,nk->bnhw", logits_unit, F.normalize(signed_codes, dim=1))
-    negatives = torch.ones_like(cos_all, dtype=torch.bool)
-    safe_class = torch.where(target_class < codebook.shape[0], target_class, 0)
-    negatives.scatter_(1, safe_class.unsqueeze(1), False)
-    neg_sum = (torch.exp(cos_all / tau) * negatives).sum(dim=1)
-    pcc = torch.log1p(neg_sum)
-    per_pixel = bce + w_pcd * (1.0 - cos_pos) + w_pcc * pcc
-    return (per_pixel * weight).sum() / denom
+    bits = bit_logits.shape[1]
+    kept = (weight.reshape(-1) > 0).nonzero().squeeze(1)
+    logits = bit_logits.permute(0, 2, 3, 1).reshape(-1, bits)[kept]  # P x K
+    target = target_bits.permute(0, 2, 3, 1).reshape(-1, bits)[kept]
+    classes = target_class.reshape(-1)[kept]
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
+    logits_unit = F.normalize(logits, dim=1)
+    cos_pos = (logits_unit * F.normalize(2.0 * target - 1.0, dim=1)).sum(1)
+    cos_all = logits_unit @ F.normalize(2.0 * codebook - 1.0, dim=1).T  # P x N
+    positive = torch.where(classes < codebook.shape[0], classes, 0).unsqueeze(1)
+    neg_sum = torch.exp(cos_all / tau).scatter(1, positive, 0.0).sum(dim=1)
+    per_pixel = bce + w_pcd * (1.0 - cos_pos) + w_pcc * torch.log1p(neg_sum)
+    return (per_pixel * weight.reshape(-1)[kept]).sum() / denom
