@@ -10,7 +10,15 @@ from pathlib import Path
 from segloop.params import Params
 
 # train.* keys that do not change what training computes.
-BOOKKEEPING = ("out_dir", "threads", "device", "num_workers", "log_every", "checkpoint_every")
+BOOKKEEPING = (
+    "out_dir",
+    "threads",
+    "device",
+    "num_workers",
+    "log_every",
+    "checkpoint_every",
+    "measure_pseudo_labels",
+)
 
 
 def _hash_path(digest: hashlib._Hash, path: Path) -> None:

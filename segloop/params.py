@@ -181,6 +181,10 @@ class TrainParams(StrictModel):
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
+    # Benchmarks only: read the pool's hidden ground truth to measure the pixels the unlabeled
+    # terms keep (precision and coverage in history.jsonl and metrics.json). Training never
+    # sees it; the pool must have masks (the embedded dataset does).
+    measure_pseudo_labels: bool = False
 
 
 class StrongViewParams(StrictModel):

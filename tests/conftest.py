@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from segloop.params import Params, load_params
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # tests import albumentations directly
 
 
 def write_rgb(path: Path, image: np.ndarray) -> None:

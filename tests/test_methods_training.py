@@ -216,3 +216,34 @@ def test_eln_fit_only_trains_the_eln_and_leaves_the_model_untouched(workspace: P
     fitted = torch.load(out / "last.pt", weights_only=False)["objective"]["module:eln"]
     for key, value in best["eln"].items():  # best.pt holds the newest ELN, not the first
         torch.testing.assert_close(value, fitted[key], atol=0, rtol=0, msg=key)
+
+
+@pytest.mark.slow
+def test_measuring_pseudo_labels_reads_truth_without_changing_training(workspace: Path) -> None:
+    common = [
+        "methods.unlabeled=true",
+        f"methods.init_from={workspace / 'r0_softmax' / 'last.pt'}",
+        "train.steps=4",
+        "train.log_every=2",
+    ]
+    runs = {
+        "blind": [],
+        "measured": ["train.measure_pseudo_labels=true"],
+        "filtered": ["train.measure_pseudo_labels=true", "methods.confidence_threshold=0.9"],
+    }
+    for name, extra in runs.items():
+        Trainer(_params(workspace, [*common, *extra, f"train.out_dir={workspace / name}"])).run()
+    blind = torch.load(workspace / "blind" / "last.pt", weights_only=False)
+    measured = torch.load(workspace / "measured" / "last.pt", weights_only=False)
+    for key in blind["model"]:
+        torch.testing.assert_close(blind["model"][key], measured["model"][key], atol=0, rtol=0)
+    metrics = {n: json.loads((workspace / n / "metrics.json").read_text()) for n in runs}
+    assert "pseudo_label_quality" not in metrics["blind"]
+    # no filter: every pixel with a true class is kept, and precision is the teacher's accuracy
+    everything = metrics["measured"]["pseudo_label_quality"]
+    assert everything["coverage"] == 1.0 and everything["steps"] == 4
+    assert 0.0 < everything["precision"] < 1.0
+    # a confidence threshold keeps fewer pixels
+    assert metrics["filtered"]["pseudo_label_quality"]["coverage"] < 1.0
+    rows = _windows(workspace / "measured" / "history.jsonl")
+    assert [r["pseudo_coverage"] for r in rows] == [1.0, 1.0]

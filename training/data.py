@@ -128,33 +128,58 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
         return self.steps - self.start
 
 
-class UnlabeledFrames(Dataset[torch.Tensor]):
-    """Pool images only (their ground truth is never read), decoded once, weakly augmented
-    with the same geometry pipeline as labeled frames and no colour change."""
+class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Pool images, decoded once, weakly augmented with the same geometry pipeline as labeled
+    frames and no colour change.
+
+    Items are (image, hidden truth). The truth is read only with ``taxonomy`` given (the
+    benchmarks' pseudo-label measurement, ``train.measure_pseudo_labels``) and goes through
+    the same geometry as the image; otherwise it is an empty tensor and the pool's ground
+    truth, if any, is never read.
+    """
 
     def __init__(
-        self, samples: Sequence[Sample], transform: A.Compose, on_bad_file: str = "error"
+        self,
+        samples: Sequence[Sample],
+        transform: A.Compose,
+        on_bad_file: str = "error",
+        taxonomy: Taxonomy | None = None,
     ) -> None:
         self.transform = transform
         self.images: list[np.ndarray] = []
+        self.truth: list[np.ndarray] = []
         self.skipped: dict[str, str] = {}
         for sample in track(samples, description="reading pool", transient=True):
             try:
-                self.images.append(read_image(sample.image))
+                image = read_image(sample.image)
             except DataError as exc:
                 if on_bad_file == "error":
                     raise
                 self.skipped[sample.key] = str(exc)
+                continue
+            self.images.append(image)
+            if taxonomy is not None:  # never skipped: measuring must not change the pool
+                if sample.mask is None:
+                    raise DataError(
+                        f"{sample.image}: no ground truth to measure pseudo-labels against "
+                        "(train.measure_pseudo_labels needs a pool with masks)"
+                    )
+                self.truth.append(read_pair(sample, taxonomy)[1])
         if not self.images:
             raise DataError("no usable unlabeled frames")
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = item
         self.transform.set_random_seed(seed)
-        return to_tensor(self.transform(image=self.images[index])["image"])
+        if not self.truth:
+            image = self.transform(image=self.images[index])["image"]
+            return to_tensor(image), torch.empty(0, dtype=torch.long)
+        out = self.transform(image=self.images[index], mask=self.truth[index])
+        truth = torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
+        return to_tensor(out["image"]), truth
 
 
 def weak_transform(params: TrainParams) -> A.Compose:

@@ -73,6 +73,8 @@ class StepObjective:
             if self.teacher is not None:
                 self.des4.share_prototypes(model, self.teacher)
         self.generator = torch.Generator().manual_seed(params.train.seed + 5)
+        # The last step's weak-view pseudo-labels and the pixels the filters kept.
+        self.last_pseudo_labels: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def reset_teacher(self) -> None:
         """Re-copy the teacher from the student (after a warm start)."""
@@ -192,6 +194,7 @@ class StepObjective:
                 if mask is not None:
                     trusted.append(mask)
             reliable, unreliable = combine_filters(valid, trusted)
+            self.last_pseudo_labels = (pseudo, reliable)
 
             s = m.strong
             boxes = cutmix_masks(

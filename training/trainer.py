@@ -42,6 +42,14 @@ from training.data import (
 )
 from training.evaluation import evaluate_with_params
 from training.models import SegmentationModel, build_model
+from training.pseudo_quality import (
+    CORRECT,
+    KEPT,
+    VALID,
+    pseudo_label_counts,
+    quality,
+    quality_over_history,
+)
 from training.schedule import poly_lr
 from training.semi_supervised import StepObjective
 
@@ -130,7 +138,13 @@ class Trainer:
             )
         self.unlabeled: UnlabeledFrames | None = None
         if m.unlabeled:
-            self.unlabeled = UnlabeledFrames(pool, weak_transform(t), on_bad)
+            measure = t.measure_pseudo_labels
+            self.unlabeled = UnlabeledFrames(
+                split_samples(params.data, "unlabeled", with_masks=True) if measure else pool,
+                weak_transform(t),
+                on_bad,
+                self.taxonomy if measure else None,
+            )
         self.val_samples = split_samples(params.data, "val", with_masks=True)
         self.conditions = read_conditions(params.data.root)
         self.model: SegmentationModel = build_model(params.model, self.taxonomy.num_classes)
@@ -252,9 +266,14 @@ class Trainer:
         return self.last_miou
 
     def train_step(
-        self, images: torch.Tensor, masks: torch.Tensor, unlabeled: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        unlabeled: torch.Tensor | None = None,
+        unlabeled_truth: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """One optimiser step; returns every loss term and their total."""
+        """One optimiser step; returns every loss term and their total, and with the pool's
+        hidden truth the pixel counts of the pseudo-labels the step kept (never a loss)."""
         t = self.params.train
         lr = poly_lr(t.lr, self.step, t.steps, t.poly_power, t.warmup_steps)
         for group in self.optimizer.param_groups:
@@ -271,7 +290,12 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.objective.after_step(self.step, masks)
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        if unlabeled_truth is not None:
+            kept = self.objective.last_pseudo_labels
+            assert kept is not None
+            out.update(pseudo_label_counts(*kept, unlabeled_truth))
+        return out
 
     def _loaders(self) -> tuple[Iterator[Any], Iterator[Any] | None, Iterator[Any] | None]:
         """Batch iterators for labeled, pseudo-labeled and unlabeled frames at this step."""
@@ -330,11 +354,14 @@ class Trainer:
                     extra_images, extra_masks = next(pseudo)
                     images = torch.cat([images, extra_images])
                     masks = torch.cat([masks, extra_masks])
-                weak = next(unlabeled).to(self.device) if unlabeled is not None else None
+                weak = truth = None
+                if unlabeled is not None:
+                    weak, truth = (x.to(self.device) for x in next(unlabeled))
                 terms = self.train_step(
                     images.to(self.device, non_blocking=True),
                     masks.to(self.device, non_blocking=True),
                     weak,
+                    truth if truth is not None and truth.numel() else None,
                 )
                 self.step += 1
                 for key, value in terms.items():
@@ -348,6 +375,9 @@ class Trainer:
                         **{k: v / count for k, v in sums.items()},
                         "lr": self.optimizer.param_groups[0]["lr"],
                     }
+                    if VALID in sums:
+                        measured = quality(sums[VALID], sums[KEPT], sums[CORRECT])
+                        record.update({f"pseudo_{k}": v for k, v in measured.items()})
                     _append_history(self.out / "history.jsonl", record)
                     sums, count = {}, 0
                 if self.step % t.eval_every == 0 or self.step == t.steps:
@@ -390,4 +420,7 @@ class Trainer:
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
+        measured = quality_over_history(self.out / "history.jsonl")
+        if measured is not None:
+            summary["pseudo_label_quality"] = measured
         (self.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
