@@ -159,11 +159,14 @@ def run_row(root: Path, name: str, seed: int, budget: Budget, common: list[str])
 
 
 def report(root: Path) -> str:
-    """Markdown: per row mean and spread over seeds of val mIoU, overall and per condition."""
+    """Markdown: per row mean and spread over seeds of val mIoU, overall and per condition,
+    and of the quality of the pseudo-labels it trained on: online (the pixels its filters kept
+    during training, ``train.measure_pseudo_labels``) and offline (its DARS selection)."""
     lines = [
-        "| row | seeds | mIoU | day | dusk | fog | rain | pseudo-label precision / "
-        "coverage | ELN error P / R / F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| row | seeds | mIoU | day | dusk | fog | rain | online pseudo-labels kept: "
+        "precision / coverage | offline (DARS) pseudo-labels: precision / coverage | "
+        "ELN error P / R / F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ROWS:
         evals = [json.loads(p.read_text()) for p in sorted((root / name).glob("seed*/eval.json"))]
@@ -178,18 +181,21 @@ def report(root: Path) -> str:
         cells = [stat([e["miou"] for e in evals])]
         for condition in ("day", "dusk", "fog", "rain"):
             cells.append(stat([e["by_condition"][condition]["miou"] for e in evals]))
+        online = [
+            json.loads(p.read_text()).get("pseudo_label_quality")
+            for p in sorted((root / name).glob("seed*/metrics.json"))
+        ]
         selections = [
-            json.loads(p.read_text())
+            json.loads(p.read_text()).get("quality")
             for p in sorted((root / name).glob("seed*/pseudo/selection.json"))
         ]
-        quality = [s["quality"] for s in selections if "quality" in s]
-        cells.append(
-            " / ".join(
-                [stat([q["precision"] for q in quality]), stat([q["coverage"] for q in quality])]
+        for qualities in (online, selections):
+            measured = [q for q in qualities if q and q.get("precision") is not None]
+            cells.append(
+                " / ".join(stat([q[key] for q in measured]) for key in ("precision", "coverage"))
+                if measured
+                else "-"
             )
-            if quality
-            else "-"
-        )
         eln = [e["eln_error_localization"] for e in evals if "eln_error_localization" in e]
         cells.append(
             " / ".join(stat([e[k] for e in eln]) for k in ("precision", "recall", "f1"))
@@ -226,7 +232,12 @@ def main() -> None:
     if not 0 < args.ssl_steps < args.budget:
         parser.error("--ssl-steps must be between 0 and --budget")
     budget = Budget(args.budget, args.ssl_steps, args.eln_steps)
-    common = ["train.eval_every=500", "train.checkpoint_every=250", *args.sets]
+    common = [
+        "train.eval_every=500",
+        "train.checkpoint_every=250",
+        "train.measure_pseudo_labels=true",  # the online rows' pseudo-label quality
+        *args.sets,
+    ]
     for seed in args.seeds:
         for name in args.rows:
             start = time.perf_counter()
