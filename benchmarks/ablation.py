@@ -37,6 +37,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from segloop_command import run_segloop
 
@@ -158,6 +159,20 @@ def run_row(root: Path, name: str, seed: int, budget: Budget, common: list[str])
     evaluate(out, common, extra)
 
 
+def stat(values: list[float]) -> str:
+    """Mean ± half the range over seeds, in percent."""
+    mean = 100 * statistics.mean(values)
+    spread = 100 * (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {spread:.1f}"
+
+
+def eln_cells(evals: list[dict[str, Any]]) -> str:
+    eln = [e["eln_error_localization"] for e in evals if "eln_error_localization" in e]
+    if not eln:
+        return "-"
+    return " / ".join(stat([e[k] for e in eln]) for k in ("precision", "recall", "f1"))
+
+
 def report(root: Path) -> str:
     """Markdown: per row mean and spread over seeds of val mIoU, overall and per condition,
     and of the quality of the pseudo-labels it trained on: online (the pixels its filters kept
@@ -172,12 +187,6 @@ def report(root: Path) -> str:
         evals = [json.loads(p.read_text()) for p in sorted((root / name).glob("seed*/eval.json"))]
         if not evals:
             continue
-
-        def stat(values: list[float]) -> str:
-            mean = 100 * statistics.mean(values)
-            spread = 100 * (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
-            return f"{mean:.1f} ± {spread:.1f}"
-
         cells = [stat([e["miou"] for e in evals])]
         for condition in ("day", "dusk", "fog", "rain"):
             cells.append(stat([e["by_condition"][condition]["miou"] for e in evals]))
@@ -196,14 +205,18 @@ def report(root: Path) -> str:
                 if measured
                 else "-"
             )
-        eln = [e["eln_error_localization"] for e in evals if "eln_error_localization" in e]
-        cells.append(
-            " / ".join(stat([e[k] for e in eln]) for k in ("precision", "recall", "f1"))
-            if eln
-            else "-"
-        )
+        cells.append(eln_cells(evals))
         lines.append(f"| {name} | {len(evals)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    fitted = ["", "| ELN fitted to the warm model of | seeds | ELN error P / R / F1 |"]
+    fitted.append("|---|---|---|")
+    for head in HEADS:
+        evals = [
+            json.loads(p.read_text())
+            for p in sorted((root / "warm" / f"{head}+eln").glob("seed*/eval.json"))
+        ]
+        if evals:
+            fitted.append(f"| {head} | {len(evals)} | {eln_cells(evals)} |")
+    return "\n".join(lines + (fitted if len(fitted) > 3 else []))
 
 
 def main() -> None:
