@@ -17,7 +17,7 @@ import torch
 from rich.progress import track
 from torch.utils.data import Dataset, Sampler
 
-from segloop.datasets import Sample, read_image, read_pair
+from segloop.datasets import Sample, read_image, read_mask, read_pair
 from segloop.errors import DataError
 from segloop.params import TrainParams
 from segloop.taxonomy import Taxonomy
@@ -164,7 +164,7 @@ class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                         f"{sample.image}: no ground truth to measure pseudo-labels against "
                         "(train.measure_pseudo_labels needs a pool with masks)"
                     )
-                self.truth.append(read_pair(sample, taxonomy)[1])
+                self.truth.append(read_mask(sample.mask, taxonomy, image.shape[:2]))
         if not self.images:
             raise DataError("no usable unlabeled frames")
 
