@@ -42,7 +42,7 @@ def main() -> None:
     probs = logits.sigmoid()
     for size in (tuple(args.size), (args.size[0] // 4, args.size[1] // 4)):
         small = torch.nn.functional.interpolate(probs, size=size, mode="nearest")
-        mining = seconds(lambda: reliable_bit_mask(small, codebook), args.repeats)  # noqa: B023
+        mining = seconds(lambda s=small: reliable_bit_mask(s, codebook), args.repeats)
         print(f"mining at {size[0]}x{size[1]}: {mining:.3f} s", flush=True)
     mask, top = reliable_bit_mask(probs, codebook)
     target = hybrid_bits(probs, codebook, mask, top)
