@@ -3,13 +3,16 @@
     python benchmarks/step_cost.py --threads 2
 
 Each recipe trains from scratch into runs/step_cost/<recipe>; the first ``--warmup`` steps
-are not timed (the first steps of a process run markedly slower than later ones). Needs the
+are not timed (the first steps of a process run markedly slower than later ones). Besides
+wall time per step it prints the process's CPU time (user, system) and minor page faults per
+step, which a busy shared machine disturbs less than wall time. Needs the
 embedded dataset and splits (``segloop data synth && segloop data split``).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -46,6 +49,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="params override, repeatable"
+    )
     args = parser.parse_args()
     for name in args.recipes:
         out = Path("runs/step_cost") / name
@@ -59,14 +65,24 @@ def main() -> None:
                 "train.eval_every=100000",
                 f"train.threads={args.threads}",
                 "train.warmup_steps=1",
+                *args.overrides,
             ],
         )
         trainer = Trainer(params)
         trainer.run(stop_at=args.warmup)
+        before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         trainer.run(stop_at=args.warmup + args.steps)
         seconds = (time.perf_counter() - start) / args.steps
-        print(f"{name:14s} {seconds:.2f} s/step", flush=True)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults = (after.ru_minflt - before.ru_minflt) / args.steps
+        user = (after.ru_utime - before.ru_utime) / args.steps
+        system = (after.ru_stime - before.ru_stime) / args.steps
+        print(
+            f"{name:14s} {seconds:.2f} s/step (CPU user {user:.2f} s, system {system:.2f} s, "
+            f"{faults:.0f} page faults)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

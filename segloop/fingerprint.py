@@ -13,6 +13,7 @@ from segloop.params import Params
 BOOKKEEPING = (
     "out_dir",
     "threads",
+    "keep_host_memory",
     "device",
     "num_workers",
     "log_every",

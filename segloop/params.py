@@ -181,6 +181,9 @@ class TrainParams(StrictModel):
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
+    # Keep freed host memory in glibc's heap instead of unmapping blocks over 32 MiB, which
+    # every step would page-fault in again (training/host.py; results are unchanged).
+    keep_host_memory: bool = True
     # Benchmarks only: read the pool's hidden ground truth to measure the pixels the unlabeled
     # terms keep (precision and coverage in history.jsonl and metrics.json). Training never
     # sees it; the pool must have masks (the embedded dataset does).

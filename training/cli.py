@@ -91,18 +91,17 @@ def predict(
     split: Annotated[str, typer.Option(help="labeled | unlabeled | val")] = "unlabeled",
 ) -> None:
     """Write label/, confidence/ and reliability/ PNGs to selection.predictions (resumable)."""
-    import torch
 
     from segloop.params import eval_window
     from segloop.splits import split_samples
     from training.checkpoint import load_for_inference
+    from training.host import configure_host
     from training.predict import predict_frames
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
     path = checkpoint or params.train.out_dir / "best.pt"
-    if params.train.threads:
-        torch.set_num_threads(params.train.threads)
+    configure_host(params.train)
     device = resolve_device(params.train.device)
     model, _, eln = load_for_inference(path, device)
     samples = split_samples(params.data, split, with_masks=False)

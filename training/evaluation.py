@@ -224,10 +224,10 @@ def evaluate_checkpoint(params: Params, path: Path) -> dict[str, Any]:
     """``segloop eval``'s report for the checkpoint at ``path`` on ``params.eval.split``."""
     from segloop.splits import read_conditions, split_samples
     from training.checkpoint import load_for_inference
+    from training.host import configure_host
     from training.trainer import resolve_device
 
-    if params.train.threads:
-        torch.set_num_threads(params.train.threads)
+    configure_host(params.train)
     device = resolve_device(params.train.device)
     model, taxonomy, eln = load_for_inference(path, device)
     samples = split_samples(params.data, params.eval.split, with_masks=True)

@@ -41,6 +41,7 @@ from training.data import (
     weak_transform,
 )
 from training.evaluation import evaluate_with_params
+from training.host import configure_host
 from training.models import SegmentationModel, build_model
 from training.pseudo_quality import (
     CORRECT,
@@ -115,8 +116,7 @@ class Trainer:
     def __init__(self, params: Params) -> None:
         self.params = params
         t, m = params.train, params.methods
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        configure_host(t)
         self.device = resolve_device(t.device)
         self.out = t.out_dir
         self.out.mkdir(parents=True, exist_ok=True)
