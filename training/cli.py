@@ -91,7 +91,6 @@ def predict(
     split: Annotated[str, typer.Option(help="labeled | unlabeled | val")] = "unlabeled",
 ) -> None:
     """Write label/, confidence/ and reliability/ PNGs to selection.predictions (resumable)."""
-
     from segloop.params import eval_window
     from segloop.splits import split_samples
     from training.checkpoint import load_for_inference
