@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = load_params("params.yaml", ["eval.split=val"])
+    params = load_params("params.yaml")
     device = torch.device("cpu")
     val = split_samples(params.data, "val", with_masks=True)
     conditions = read_conditions(params.data.root)
