@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from segloop.errors import SegloopError
+from segloop.params import load_params
 from training.methods.des4 import (
     multi_entropy_sample,
     unbiased_weights,
@@ -89,6 +90,19 @@ def test_ecoc_loss_hand_computed() -> None:
     assert float(ignored) == 0.0
 
 
+def test_ecoc_confidence_is_the_mean_bit_confidence() -> None:
+    from training.models import build_model
+    from training.objectives import HeadObjective
+
+    params = load_params(
+        None, ["model.head=ecoc", "model.ecoc.bits=4", "model.ecoc.min_distance=2"]
+    )
+    head = HeadObjective(build_model(params.model, 3), params)
+    raw = torch.tensor([2.0, -2.0, 0.0, math.log(9.0)]).view(1, 4, 1, 1)  # p = .88, .12, .5, .9
+    expected = (2 / (1 + math.exp(-2)) + 0.5 + 0.9) / 4  # max(p, 1 - p) per bit, averaged
+    assert float(head.confidence(raw, torch.empty(0))) == pytest.approx(expected, rel=1e-6)
+
+
 def _reliable_bits_by_definition(
     p: torch.Tensor, codebook: torch.Tensor, top: int, theta: float
 ) -> torch.Tensor:
@@ -124,7 +138,11 @@ def test_reliable_bits_equal_the_rule_on_random_pixels() -> None:
         assert torch.equal(top, decode_scores(p, codebook).argmax(dim=1))
 
 
-def test_ecoc_loss_equals_the_per_pixel_sum_with_ignored_pixels() -> None:
+@pytest.mark.parametrize("targets", ["codeword", "codeword-implicit", "hybrid"])
+def test_ecoc_loss_equals_the_per_pixel_sum_with_ignored_pixels(targets: str) -> None:
+    """The loss and its gradient against the per-pixel definition, for explicit codeword
+    targets, for the codeword implied by the class (``target_bits=None``) and for hybrid
+    targets that differ from every codeword."""
     torch.manual_seed(0)
     codebook = torch.tensor(build_codebook(5, 8, 3, trials=200), dtype=torch.float32)
     logits = torch.randn(2, 8, 3, 4, requires_grad=True)
@@ -134,7 +152,10 @@ def test_ecoc_loss_equals_the_per_pixel_sum_with_ignored_pixels() -> None:
     weight[0, 0] = 0.0
     weight[1, 2, :2] = 0.0
     target = codebook[classes.clamp(max=4)].permute(0, 3, 1, 2)
-    loss = ecoc_loss(logits, target, classes, weight, codebook, w_pcd=5.0, w_pcc=2.0, tau=0.5)
+    if targets == "hybrid":
+        target = torch.where(torch.rand(target.shape) < 0.3, 1 - target, target)
+    given = None if targets == "codeword-implicit" else target
+    loss = ecoc_loss(logits, given, classes, weight, codebook, w_pcd=5.0, w_pcc=2.0, tau=0.5)
     loss.backward()
     grad = logits.grad.clone()
     logits.grad = None

@@ -44,9 +44,11 @@ class HeadObjective:
         return F.softmax(self.model.head.class_scores(raw_up).float(), dim=1)
 
     def confidence(self, raw_up: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """Max probability; for ECOC the mean bit confidence ``mean_k max(p_k, 1 - p_k)``."""
+        """Max probability; for ECOC the mean bit confidence ``mean_k max(p_k, 1 - p_k)``,
+        computed as ``sigmoid(|z_k|)`` (``sigmoid(-z) = 1 - sigmoid(z)``: two passes over the
+        full-resolution bits instead of four)."""
         if self.kind == "ecoc":
-            return (0.5 + (torch.sigmoid(raw_up.float()) - 0.5).abs()).mean(dim=1)
+            return torch.sigmoid(raw_up.float().abs()).mean(dim=1)
         return probs.amax(dim=1)
 
     def supervised(self, raw_up: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -55,14 +57,12 @@ class HeadObjective:
             return F.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX)
         valid = labels != IGNORE_INDEX
         safe = torch.where(valid, labels, torch.zeros_like(labels))
-        codebook = self._codebook()
-        target = codebook[safe].permute(0, 3, 1, 2)
         return ecoc_loss(
             raw_up.float(),
-            target,
+            None,
             safe,
             valid.float(),
-            codebook,
+            self._codebook(),
             self.ecoc.pcd_weight,
             self.ecoc.pcc_weight,
             self.ecoc.tau,

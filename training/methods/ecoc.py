@@ -14,6 +14,9 @@ the poster's form ``log(1 + sum_neg exp(cos/tau))`` over the other classes' code
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -136,7 +139,7 @@ def hybrid_bits(
 
 def ecoc_loss(
     bit_logits: torch.Tensor,
-    target_bits: torch.Tensor,
+    target_bits: torch.Tensor | None,
     target_class: torch.Tensor,
     weight: torch.Tensor,
     codebook: torch.Tensor,
@@ -145,25 +148,110 @@ def ecoc_loss(
     tau: float = 0.5,
 ) -> torch.Tensor:
     """``L_bce + w_pcd L_pcd + w_pcc L_pcc`` averaged over pixels with ``weight`` (B x H x W;
-    0 for ignored pixels). ``target_class`` (B x H x W) names the class whose codeword is the
-    positive; the other codewords are the contrast's negatives.
+    0 for ignored pixels). ``target_bits`` (B x K x H x W, values in {0, 1}) are the pixel's
+    target codeword, or None for the codeword of ``target_class`` (the supervised case);
+    ``target_class`` (B x H x W) names the class whose codeword is the contrast's positive; the
+    other codewords are its negatives.
 
     Per pixel with bit logits ``z``, target bits ``t`` and signed codewords ``s_n = 2 c_n - 1``:
     ``L_bce = mean_k BCE(z_k, t_k)``, ``L_pcd = 1 - cos(z, 2t - 1)``,
-    ``L_pcc = log(1 + sum_{n != y} exp(cos(z, s_n) / tau))``. Computed pixel-major (P x K) on
-    the pixels with weight > 0 only: the same sum, since a zero weight contributes nothing.
+    ``L_pcc = log(1 + sum_{n != y} exp(cos(z, s_n) / tau))``.
+
+    Computed in float32 by :class:`_EcocLoss`, from per-pixel sums over the bits and with a
+    closed-form gradient, so that the K x H x W logits are read a few times instead of once per
+    term (``benchmarks/ecoc_cost.py``).
     """
-    denom = weight.sum().clamp_min(1.0)
-    bits = bit_logits.shape[1]
-    kept = (weight.reshape(-1) > 0).nonzero().squeeze(1)
-    logits = bit_logits.permute(0, 2, 3, 1).reshape(-1, bits)[kept]  # P x K
-    target = target_bits.permute(0, 2, 3, 1).reshape(-1, bits)[kept]
-    classes = target_class.reshape(-1)[kept]
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
-    logits_unit = F.normalize(logits, dim=1)
-    cos_pos = (logits_unit * F.normalize(2.0 * target - 1.0, dim=1)).sum(1)
-    cos_all = logits_unit @ F.normalize(2.0 * codebook - 1.0, dim=1).T  # P x N
-    positive = torch.where(classes < codebook.shape[0], classes, 0).unsqueeze(1)
-    neg_sum = torch.exp(cos_all / tau).scatter(1, positive, 0.0).sum(dim=1)
-    per_pixel = bce + w_pcd * (1.0 - cos_pos) + w_pcc * torch.log1p(neg_sum)
-    return (per_pixel * weight.reshape(-1)[kept]).sum() / denom
+    loss = _EcocLoss.apply(
+        bit_logits, target_bits, target_class, weight, codebook, w_pcd, w_pcc, tau
+    )
+    assert isinstance(loss, torch.Tensor)
+    return loss
+
+
+class _EcocLoss(torch.autograd.Function):
+    """The ECOC loss of :func:`ecoc_loss` and its gradient with respect to the logits.
+
+    With ``s = 2t - 1`` binary: ``|s| = sqrt(K)``, ``z.t = (z.s + sum_k z_k) / 2`` and
+    ``sum_k BCE(z_k, t_k) = sum_k softplus(z_k) - z.t``; the products ``z.s_n`` with every
+    signed codeword are one N x K matrix product, and for a codeword target ``z.s`` is its
+    entry there. With ``r = |z| sqrt(K)``, ``cos_n = z.s_n / r`` and
+    ``d cos_n / dz = s_n / r - cos_n z / |z|^2``, the per-pixel gradient is
+
+        sigmoid(z) / K - t / K + sum_n c_n s_n - c_s s + delta z,
+        c_n = w_pcc a_n / (tau r),  a_n = e_n / (1 + sum_m e_m),  e_n = exp(cos_n / tau)
+              (e_y = 0 at the positive class y),
+        c_s = w_pcd / r,
+        delta = (w_pcd z.s - (w_pcc / tau) sum_n a_n z.s_n) / (|z|^2 r),
+
+    times the pixel's weight over the weight sum. The ``s_n`` terms and the per-pixel constant
+    (``-t / K - c_s s`` is ``-(1/(2K) + c_s) s_y - 1/(2K)`` for a codeword target and
+    ``-(1/K + 2 c_s) t + c_s`` otherwise) are one batched matrix product with the codewords
+    and a row of ones, accumulated in place. ``tests/test_methods_ecoc_eln_des4.py`` checks the
+    value and the gradient against the per-pixel definition under autograd.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        bit_logits: torch.Tensor,
+        target_bits: torch.Tensor | None,
+        target_class: torch.Tensor,
+        weight: torch.Tensor,
+        codebook: torch.Tensor,
+        w_pcd: float,
+        w_pcc: float,
+        tau: float,
+    ) -> torch.Tensor:
+        with torch.autocast(bit_logits.device.type, enabled=False):
+            batch, bits, height, width = bit_logits.shape
+            z = bit_logits.float().reshape(batch, bits, height * width)
+            signed = 2.0 * codebook.float() - 1.0  # N x K
+            z_sum = z.sum(1)
+            norm = (z * z).sum(1).sqrt().clamp_min(1e-12)  # F.normalize's epsilon
+            scale = norm * math.sqrt(bits)
+            z_dot_codes = torch.matmul(signed, z)  # B x N x P
+            classes = codebook.shape[0]
+            positive = torch.where(target_class < classes, target_class, 0).reshape(batch, 1, -1)
+            target = None if target_bits is None else target_bits.float().reshape(z.shape)
+            if target is None:
+                z_dot_s = z_dot_codes.gather(1, positive).squeeze(1)
+            else:
+                z_dot_s = 2.0 * (z * target).sum(1) - z_sum
+            bce = (F.softplus(z).sum(1) - (z_dot_s + z_sum) / 2.0) / bits
+            exps = torch.exp(z_dot_codes / (scale.unsqueeze(1) * tau)).scatter_(1, positive, 0.0)
+            exp_sum = exps.sum(1)
+            per_pixel = bce + w_pcd * (1.0 - z_dot_s / scale) + w_pcc * torch.log1p(exp_sum)
+            w = weight.float().reshape(batch, -1)
+            w = w / w.sum().clamp_min(1.0)
+            ctx.save_for_backward(z, target, positive, w, scale, norm, z_dot_s, z_dot_codes)
+            ctx.softmax = exps / (1.0 + exp_sum).unsqueeze(1)  # a_n
+            ctx.signed = signed
+            ctx.weights = (w_pcd, w_pcc, tau)
+            ctx.shape, ctx.dtype = bit_logits.shape, bit_logits.dtype
+            return (per_pixel * w).sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        z, target, positive, w, scale, norm, z_dot_s, z_dot_codes = ctx.saved_tensors
+        w_pcd, w_pcc, tau = ctx.weights
+        batch, bits = z.shape[:2]
+        w = w * grad_out
+        coef = ctx.softmax * (w_pcc / tau) / scale.unsqueeze(1)  # c_n
+        c_s = w_pcd / scale
+        delta = w_pcd * z_dot_s - (w_pcc / tau) * (ctx.softmax * z_dot_codes).sum(1)
+        delta = delta / (norm * norm * scale)
+        if target is None:
+            coef = coef.scatter_add(1, positive, -(0.5 / bits + c_s).unsqueeze(1))
+            const = torch.full_like(c_s, -0.5 / bits)
+        else:
+            const = c_s
+        ones = torch.ones(1, bits, dtype=z.dtype, device=z.device)
+        basis = torch.cat([ctx.signed, ones]).T.expand(batch, -1, -1)  # B x K x (N + 1)
+        coefs = torch.cat([coef, const.unsqueeze(1)], dim=1) * w.unsqueeze(1)
+        grad = torch.sigmoid(z).mul_((w / bits).unsqueeze(1))
+        grad.addcmul_(z, (w * delta).unsqueeze(1))
+        if target is not None:
+            grad.addcmul_(target, (-(1.0 / bits + 2.0 * c_s) * w).unsqueeze(1))
+        grad.baddbmm_(basis, coefs)
+        return grad.view(ctx.shape).to(ctx.dtype), None, None, None, None, None, None, None
