@@ -61,7 +61,8 @@ def main() -> None:
             [
                 *RECIPES[name],
                 f"train.out_dir={out}",
-                f"train.steps={args.steps + 2}",
+                # one step past the timed window: the last step validates and saves
+                f"train.steps={args.warmup + args.steps + 1}",
                 "train.eval_every=100000",
                 f"train.threads={args.threads}",
                 "train.warmup_steps=1",
@@ -73,6 +74,7 @@ def main() -> None:
         before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         trainer.run(stop_at=args.warmup + args.steps)
+        assert trainer.step == args.warmup + args.steps  # a full window, no final validation
         seconds = (time.perf_counter() - start) / args.steps
         after = resource.getrusage(resource.RUSAGE_SELF)
         faults = (after.ru_minflt - before.ru_minflt) / args.steps
