@@ -177,6 +177,21 @@ def test_ecoc_loss_equals_the_per_pixel_sum_with_ignored_pixels(targets: str) ->
     assert grad[0, :, 0, 0].abs().sum() == 0  # an ignored pixel gets no gradient
 
 
+def test_ecoc_loss_stays_float32_under_autocast() -> None:
+    """Under AMP the loss is still computed in float32 (autocast would run its codeword product
+    in half precision)."""
+    torch.manual_seed(0)
+    codebook = torch.tensor(build_codebook(5, 8, 3, trials=200), dtype=torch.float32)
+    logits = torch.randn(2, 8, 6, 6) * 3
+    classes = torch.randint(0, 5, (2, 6, 6))
+    weight = torch.ones(2, 6, 6)
+    exact = ecoc_loss(logits.double(), None, classes, weight.double(), codebook.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = ecoc_loss(logits, None, classes, weight, codebook)
+    assert mixed.dtype == torch.float32
+    assert float(mixed) == pytest.approx(float(exact), rel=1e-6)  # bfloat16 here: 2e-5 off
+
+
 def test_ecoc_head_exports_decoding_to_onnx(tmp_path) -> None:
     import onnxruntime as ort
 
