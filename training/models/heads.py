@@ -43,7 +43,12 @@ class SoftmaxHead(ClassifierHead):
 
 
 class EcocHead(ClassifierHead):
-    """K-bit sigmoid head; ``class_scores`` decodes bit logits to soft-Hamming class scores."""
+    """K-bit sigmoid head; ``class_scores`` decodes bit logits to soft-Hamming class scores.
+
+    The bits are one 1x1 convolution of the decoder feature, the softmax head's shape, so
+    that heads compare at equal capacity. The poster does not give the head; the authors' code
+    puts a 3x3 conv + BN + ReLU + dropout before the 1x1 (docs/METHODS.md has the probe that
+    weighed it)."""
 
     codebook: torch.Tensor
 
