@@ -1,7 +1,8 @@
 """Diagnostic: how much of a checkpoint's validation mIoU depends on its BatchNorm running
 statistics. Evaluates each checkpoint as saved, then with the running mean and variance of
-every BatchNorm layer recomputed (cumulative average, weights untouched) over clean,
-unaugmented frames of the labeled split, and over frames of the unlabeled pool.
+every BatchNorm layer recomputed (training/precise_bn.py, the function ``methods.precise_bn``
+uses: cumulative average, weights untouched) over clean, unaugmented frames of the labeled
+split, and over frames of the unlabeled pool.
 
     python benchmarks/bn_recalibration.py runs/ablation/mean-teacher/seed0/best.pt \
         runs/ablation/supervised-restart/seed0/best.pt --frames 375 --threads 1
@@ -15,33 +16,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
 
 from segloop.datasets import read_image
 from segloop.params import Params, load_params
 from segloop.splits import read_conditions, split_samples
 from training.checkpoint import load_for_inference
-from training.data import to_tensor
 from training.evaluation import evaluate_with_params
+from training.precise_bn import frame_batches, recompute_batchnorm
 
 
-def clean_frames(params: Params, split: str, count: int) -> list[torch.Tensor]:
+def clean_frames(params: Params, split: str, count: int) -> list[np.ndarray]:
     samples = split_samples(params.data, split, with_masks=False)[:count]
-    return [to_tensor(read_image(sample.image)) for sample in samples]
-
-
-@torch.no_grad()
-def recompute_batchnorm(model: nn.Module, frames: list[torch.Tensor], batch: int) -> None:
-    """Reset every BatchNorm's running statistics and average them over ``frames``."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative moving average over the batches below
-    model.train()
-    for start in range(0, len(frames), batch):
-        model(torch.stack(frames[start : start + batch]))
-    model.eval()
+    return [read_image(sample.image) for sample in samples]
 
 
 def main() -> None:
@@ -67,7 +55,8 @@ def main() -> None:
         for name, frames in statistics.items():
             model, taxonomy, _ = load_for_inference(path, device)
             if frames is not None:
-                recompute_batchnorm(model, frames, args.batch)
+                batches = frame_batches(frames, params.train.crop, args.batch, device)
+                recompute_batchnorm(model, batches)
             model.eval()
             report = evaluate_with_params(
                 model, val, taxonomy, device, params, conditions, progress=False

@@ -42,7 +42,8 @@ def run_fingerprint(params: Params) -> str:
     tree = {
         "data": params.data.model_dump(mode="json"),
         "model": params.model.model_dump(mode="json"),
-        "methods": params.methods.model_dump(mode="json"),
+        # precise_bn acts on best.pt once training has ended: it never changes the steps.
+        "methods": params.methods.model_dump(mode="json", exclude={"precise_bn"}),
         "train": train,
     }
     digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode())

@@ -260,6 +260,15 @@ class DeS4Params(StrictModel):
     alpha: float = Field(0.1, gt=0)
 
 
+class PreciseBNParams(StrictModel):
+    """After a semi-supervised run (``methods.unlabeled``), recompute the saved model's
+    BatchNorm statistics on clean labeled frames and keep that model where it validates at
+    least as well (training/precise_bn.py). It does not change training, only ``best.pt``."""
+
+    enabled: bool = True
+    frames: int = Field(512, ge=1)  # the first this many labeled frames
+
+
 class MethodsParams(StrictModel):
     """Semi-supervised components on top of supervised training; all off by default."""
 
@@ -276,6 +285,7 @@ class MethodsParams(StrictModel):
     ecoc: EcocTrainingParams = EcocTrainingParams()
     eln: ELNTrainingParams = ELNTrainingParams()
     des4: DeS4Params = DeS4Params()
+    precise_bn: PreciseBNParams = PreciseBNParams()
     # Offline pseudo-labels (e.g. DARS-selected by 'segloop select'): a folder of trainId PNGs
     # named like the unlabeled frames; mixed into labeled batches at pseudo_fraction.
     pseudo_labels: Path | None = None

@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from segloop.datasets import read_image
 from segloop.params import Params, load_params
-from segloop.splits import make_split, write_split
+from segloop.splits import make_split, split_samples, write_split
 from segloop.synth import write_dataset
 from tests.conftest import tiny_overrides
+from training.checkpoint import model_from_checkpoint
 from training.methods.filters import combine_filters
+from training.precise_bn import frame_batches, recompute_batchnorm
 from training.trainer import Trainer
 
 EXTRA = [
@@ -247,3 +250,59 @@ def test_measuring_pseudo_labels_reads_truth_without_changing_training(workspace
     assert metrics["filtered"]["pseudo_label_quality"]["coverage"] < 1.0
     rows = _windows(workspace / "measured" / "history.jsonl")
     assert [r["pseudo_coverage"] for r in rows] == [1.0, 1.0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precise_scores_better", [True, False])
+def test_precise_bn_recomputes_best_once_and_keeps_the_better_model(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, precise_scores_better: bool
+) -> None:
+    """methods.precise_bn on a semi-supervised run: best.pt gets the labeled frames'
+    BatchNorm statistics where they validate at least as well, and keeps the teacher's
+    running ones otherwise; a rerun of the finished run leaves best.pt alone."""
+    scores = {"val_miou": 0.5, "precise_bn_val_miou": 0.6 if precise_scores_better else 0.4}
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, model, key: scores[key])
+    out = workspace / f"precise_{precise_scores_better}"
+    params = _params(
+        workspace,
+        [
+            "methods.unlabeled=true",
+            f"methods.init_from={workspace / 'r0_softmax' / 'last.pt'}",
+            "train.steps=4",
+            f"train.out_dir={out}",
+        ],
+    )
+    assert Trainer(params).run().best_miou == max(scores.values())
+    best = torch.load(out / "best.pt", weights_only=False)
+    teacher = torch.load(out / "last.pt", weights_only=False)["objective"]["teacher"]
+    labeled = split_samples(params.data, "labeled", with_masks=False)
+    assert best["precise_bn"] == {
+        "frames": len(labeled),
+        "val_miou_running_statistics": 0.5,
+        "val_miou_precise": scores["precise_bn_val_miou"],
+        "kept": precise_scores_better,
+    }
+    assert json.loads((out / "metrics.json").read_text())["precise_bn"] == best["precise_bn"]
+    running = [k for k in teacher if k.endswith(("running_mean", "running_var"))]
+    assert running
+    if precise_scores_better:
+        model, _ = model_from_checkpoint(best)
+        expected = {k: v.clone() for k, v in model.state_dict().items()}
+        frames = [read_image(sample.image) for sample in labeled]
+        cpu = torch.device("cpu")
+        batches = frame_batches(frames, params.train.crop, params.train.batch_size, cpu)
+        recompute_batchnorm(model, batches, seed=params.train.seed)
+        for key, value in model.state_dict().items():  # best.pt holds exactly those statistics
+            torch.testing.assert_close(expected[key], value, atol=1e-6, rtol=1e-5, msg=key)
+        assert any(not torch.allclose(best["model"][k], teacher[k]) for k in running)
+        for key in teacher:  # and the teacher's weights
+            if key not in running and not key.endswith("num_batches_tracked"):
+                torch.testing.assert_close(best["model"][key], teacher[key], atol=0, rtol=0)
+    else:
+        for key in teacher:
+            torch.testing.assert_close(best["model"][key], teacher[key], atol=0, rtol=0)
+    before = (out / "best.pt").read_bytes()
+    Trainer(params).run()
+    assert (out / "best.pt").read_bytes() == before
+    supervised = torch.load(workspace / "r0_softmax" / "best.pt", weights_only=False)
+    assert "precise_bn" not in supervised  # only after semi-supervised training

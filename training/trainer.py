@@ -6,8 +6,10 @@ Poly LR with warm-up, SGD or AdamW, AMP on CUDA, optional gradient clipping. Che
 ``last.pt`` every ``checkpoint_every`` steps and at the end; a rerun resumes from it and
 reproduces the uninterrupted run (batches are a function of seed and step; optimizer, scaler
 and RNG state are saved). ``best.pt`` keeps the weights with the best validation mIoU (with
-``methods.eln.fit_only``, which trains only the ELN on a frozen model, the newest ELN).
-``history.jsonl`` logs losses and evaluations; ``metrics.json`` summarises the run.
+``methods.eln.fit_only``, which trains only the ELN on a frozen model, the newest ELN);
+when a semi-supervised run ends, ``methods.precise_bn`` recomputes its BatchNorm statistics
+(:mod:`training.precise_bn`). ``history.jsonl`` logs losses and evaluations;
+``metrics.json`` summarises the run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
-from training.checkpoint import load_checkpoint, model_state, save_checkpoint
+from training.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    model_state,
+    save_checkpoint,
+)
 from training.data import (
     LabeledFrames,
     StepSampler,
@@ -43,6 +50,7 @@ from training.data import (
 from training.evaluation import evaluate_with_params
 from training.host import configure_host
 from training.models import SegmentationModel, build_model
+from training.precise_bn import frame_batches, recompute_batchnorm
 from training.pseudo_quality import (
     CORRECT,
     KEPT,
@@ -171,6 +179,7 @@ class Trainer:
         self.best_miou = float("-inf")
         self.last_miou = float("nan")
         self._resume_rng: torch.Tensor | None = None
+        self.precise_bn: dict[str, Any] | None = None  # its outcome, once training has ended
         self.fingerprint = run_fingerprint(params)
         self._resume()
 
@@ -233,8 +242,8 @@ class Trainer:
         )
         save_checkpoint(self.out / name, state)
 
-    def _validate(self) -> float:
-        model = self.objective.eval_model()
+    def _evaluate(self, model: SegmentationModel, key: str) -> float:
+        """Validation mIoU of ``model``, logged to history.jsonl under ``key``."""
         result = evaluate_with_params(
             model,
             self.val_samples,
@@ -245,13 +254,17 @@ class Trainer:
             progress=False,
         )
         report = result.report(self.taxonomy)
-        self.last_miou = float(report["miou"])
         record = {
             "step": self.step,
-            "val_miou": self.last_miou,
+            key: float(report["miou"]),
             "val_by_condition": {k: v["miou"] for k, v in report["by_condition"].items()},
         }
         _append_history(self.out / "history.jsonl", record)
+        return float(report["miou"])
+
+    def _validate(self) -> float:
+        model = self.objective.eval_model()
+        self.last_miou = self._evaluate(model, "val_miou")
         # A frozen model scores the same at every validation: keep its newest ELN instead.
         if self.last_miou > self.best_miou or self.frozen_model:
             self.best_miou = self.last_miou
@@ -394,6 +407,8 @@ class Trainer:
                 if stop_at is not None and self.step >= stop_at:
                     break
         wall = time.perf_counter() - start_time
+        if self.step == t.steps and self._wants_precise_bn():
+            self._precise_batchnorm()
         result = TrainResult(
             self.out,
             self.step,
@@ -406,6 +421,48 @@ class Trainer:
         if self.step == t.steps:
             self._write_metrics(result)
         return result
+
+    def _wants_precise_bn(self) -> bool:
+        m = self.params.methods
+        return m.unlabeled and m.precise_bn.enabled and not m.eln.fit_only
+
+    def _precise_batchnorm(self) -> None:
+        """``methods.precise_bn``: recompute ``best.pt``'s BatchNorm statistics on clean
+        labeled frames (training/precise_bn.py), validate it, and keep it where it scores at
+        least the running statistics' mIoU. Runs once: ``best.pt`` records the outcome, so a
+        rerun of a finished (or crashed-while-finishing) run does not repeat it."""
+        path = self.out / "best.pt"
+        state = load_checkpoint(path)
+        if "precise_bn" not in state:
+            model, _ = model_from_checkpoint(state)
+            model.to(self.device)
+            count = min(self.params.methods.precise_bn.frames, len(self.dataset.pairs))
+            images = [image for image, _ in self.dataset.pairs[:count]]
+            batches = frame_batches(
+                images, self.params.train.crop, self.params.train.batch_size, self.device
+            )
+            recompute_batchnorm(model, batches, seed=self.params.train.seed)
+            model.eval()
+            running = float(state["val_miou"])
+            precise = self._evaluate(model, "precise_bn_val_miou")
+            kept = precise >= running
+            if kept:
+                state["model"] = model.state_dict()
+                state["val_miou"] = precise
+            state["precise_bn"] = {
+                "frames": count,
+                "val_miou_running_statistics": running,
+                "val_miou_precise": precise,
+                "kept": kept,
+            }
+            save_checkpoint(path, state)
+            _console.print(
+                f"BatchNorm statistics recomputed on {count} labeled frames: val mIoU "
+                f"{100 * running:.2f} -> {100 * precise:.2f}, "
+                + ("kept in best.pt" if kept else "not kept (best.pt keeps the running ones)")
+            )
+        self.precise_bn = state["precise_bn"]
+        self.best_miou = float(state["val_miou"])
 
     def _write_metrics(self, result: TrainResult) -> None:
         summary = {
@@ -423,4 +480,6 @@ class Trainer:
         measured = quality_over_history(self.out / "history.jsonl")
         if measured is not None:
             summary["pseudo_label_quality"] = measured
+        if self.precise_bn is not None:
+            summary["precise_bn"] = self.precise_bn
         (self.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
