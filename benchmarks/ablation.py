@@ -12,6 +12,9 @@ Every row gets the same number of iterations of the segmentation model, ``--budg
 - rows that use the ELN get one fitted to that warm model with ``methods.eln.fit_only``
   (``--eln-steps`` iterations of the ELN alone; the model stays frozen, so they are not model
   iterations) and keep it frozen while they train (``train_during_ssl: false``, as the loop);
+- a row with the online branch (``methods.unlabeled``) ends with ``methods.precise_bn``:
+  its ``best.pt``, the one evaluated, has BatchNorm statistics recomputed on the labeled
+  frames where that validates no worse (the report's last column gives both mIoUs);
 - ``dars``, ``combined`` and ``loop`` first label the pool with the warm model and its ELN
   (``segloop predict``) and select pseudo-labels with DARS at alpha 0.2 plus the ELN's
   reliability (``segloop select``).
@@ -180,8 +183,8 @@ def report(root: Path) -> str:
     lines = [
         "| row | seeds | mIoU | day | dusk | fog | rain | online pseudo-labels kept: "
         "precision / coverage | offline (DARS) pseudo-labels: precision / coverage | "
-        "ELN error P / R / F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "ELN error P / R / F1 | val mIoU, BatchNorm running / recomputed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ROWS:
         evals = [json.loads(p.read_text()) for p in sorted((root / name).glob("seed*/eval.json"))]
@@ -190,10 +193,10 @@ def report(root: Path) -> str:
         cells = [stat([e["miou"] for e in evals])]
         for condition in ("day", "dusk", "fog", "rain"):
             cells.append(stat([e["by_condition"][condition]["miou"] for e in evals]))
-        online = [
-            json.loads(p.read_text()).get("pseudo_label_quality")
-            for p in sorted((root / name).glob("seed*/metrics.json"))
+        metrics = [
+            json.loads(p.read_text()) for p in sorted((root / name).glob("seed*/metrics.json"))
         ]
+        online = [m.get("pseudo_label_quality") for m in metrics]
         selections = [
             json.loads(p.read_text()).get("quality")
             for p in sorted((root / name).glob("seed*/pseudo/selection.json"))
@@ -206,6 +209,9 @@ def report(root: Path) -> str:
                 else "-"
             )
         cells.append(eln_cells(evals))
+        precise = [m["precise_bn"] for m in metrics if "precise_bn" in m]
+        keys = ("val_miou_running_statistics", "val_miou_precise")
+        cells.append(" / ".join(stat([q[k] for q in precise]) for k in keys) if precise else "-")
         lines.append(f"| {name} | {len(evals)} | " + " | ".join(cells) + " |")
     fitted = ["", "| ELN fitted to the warm model of | seeds | ELN error P / R / F1 |"]
     fitted.append("|---|---|---|")
