@@ -10,8 +10,8 @@ from torch import nn
 from segloop.fingerprint import run_fingerprint
 from segloop.params import load_params
 from tests.conftest import tiny_overrides
-from training.data import to_tensor
-from training.precise_bn import center_crop, frame_batches, recompute_batchnorm
+from training.data import center_crop_transform, to_tensor
+from training.precise_bn import frame_batches, recompute_batchnorm
 
 
 def _values(*values: float) -> torch.Tensor:
@@ -58,6 +58,10 @@ def test_no_batches_is_an_error_that_leaves_the_statistics_alone() -> None:
     with pytest.raises(ValueError, match="at least one batch"):
         recompute_batchnorm(nn.Sequential(bn), iter([]))
     assert bn.running_mean.item() == 5.0
+
+
+def center_crop(image: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+    return center_crop_transform(crop)(image=image)["image"]
 
 
 def test_center_crop_takes_the_centre_and_pads_black_where_smaller() -> None:

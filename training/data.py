@@ -50,6 +50,19 @@ def train_transform(params: TrainParams) -> A.Compose:
     )
 
 
+def center_crop_transform(crop: tuple[int, int]) -> A.Compose:
+    """The deterministic counterpart of ``train_transform``'s geometry: pad with black where
+    the frame is smaller than ``crop`` (split evenly, the extra row or column below/right),
+    then take the ``crop``-sized centre."""
+    crop_h, crop_w = crop
+    return A.Compose(
+        [
+            A.PadIfNeeded(crop_h, crop_w, border_mode=cv2.BORDER_CONSTANT, fill=0),
+            A.CenterCrop(crop_h, crop_w),
+        ]
+    )
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB -> 3xHxW float32, ImageNet-normalised."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)

@@ -35,29 +35,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data import to_tensor
-
-
-def center_crop(image: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
-    """The ``crop``-sized centre of an HxWx3 frame, padded with black first where smaller."""
-    crop_h, crop_w = crop
-    height, width = image.shape[:2]
-    pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
-    if pad_h or pad_w:
-        top, left = pad_h // 2, pad_w // 2
-        image = np.pad(image, ((top, pad_h - top), (left, pad_w - left), (0, 0)))
-        height, width = image.shape[:2]
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    return image[top : top + crop_h, left : left + crop_w]
+from training.data import center_crop_transform, to_tensor
 
 
 def frame_batches(
     images: Sequence[np.ndarray], crop: tuple[int, int], batch_size: int, device: torch.device
 ) -> Iterator[torch.Tensor]:
-    """Normalised B x 3 x crop batches of uint8 RGB frames, in order; the last may be smaller."""
+    """Normalised B x 3 x crop batches of uint8 RGB frames, each padded and centre-cropped
+    to ``crop``, in order; the last may be smaller."""
+    view = center_crop_transform(crop)
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        yield torch.stack([to_tensor(center_crop(image, crop)) for image in chunk]).to(device)
+        yield torch.stack([to_tensor(view(image=image)["image"]) for image in chunk]).to(device)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
