@@ -23,6 +23,7 @@ from training.methods.ecoc import (
     reliable_bit_mask,
 )
 from training.methods.eln import (
+    aux_indicators,
     balanced_bce,
     constrained_aux_loss,
     correctness,
@@ -227,7 +228,9 @@ def test_constrained_aux_indicator_is_per_image() -> None:
     aux = [torch.tensor([3.0, 3.0]), torch.tensor([1.0, 20.0])]
     # decoder 1 (alpha 20): bounds 2 and 4 -> trains on image 0 only: mean(3, 0) = 1.5
     # decoder 2 (alpha 50): bounds 5 and 10 -> image 1 only: mean(0, 20) = 10
-    assert float(constrained_aux_loss(aux, main, [20, 50])) == pytest.approx(11.5)
+    indicators = aux_indicators(aux, main, [20, 50])
+    assert [i.tolist() for i in indicators] == [[1.0, 0.0], [0.0, 1.0]]
+    assert float(constrained_aux_loss(aux, indicators)) == pytest.approx(11.5)
 
 
 def test_balanced_bce_weights_errors_by_class_ratio() -> None:

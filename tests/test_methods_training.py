@@ -161,13 +161,13 @@ def test_eln_constraint_uses_class_scores_for_every_head(monkeypatch: pytest.Mon
     model = build_model(params.model, 5)
     eln = ELNComponent(model, params, 5, torch.device("cpu"))
     seen: list[torch.Tensor] = []
-    original = components.constrained_aux_loss
+    original = components.aux_indicators
 
     def spy(aux_ce: list[torch.Tensor], main_ce: torch.Tensor, alphas: list[float]):
         seen.append(main_ce)
         return original(aux_ce, main_ce, alphas)
 
-    monkeypatch.setattr(components, "constrained_aux_loss", spy)
+    monkeypatch.setattr(components, "aux_indicators", spy)
     images = torch.randn(2, 3, 32, 32)
     labels = torch.randint(0, 5, (2, 32, 32))
     out = model.forward_parts(images)
@@ -210,8 +210,13 @@ def test_eln_fit_only_trains_the_eln_and_leaves_the_model_untouched(workspace: P
     )
     Trainer(params).run()
     rows = _windows(out / "history.jsonl")
-    assert set(rows[0]) == {"step", "loss", "eln", "eln_aux", "lr"}  # no model loss
+    # no model loss; Eq. 3's state per interval: the main CE, each aux decoder's activity
+    activity = {"eln_main_ce", "eln_aux_active_0", "eln_aux_active_1"}
+    assert set(rows[0]) == {"step", "loss", "eln", "eln_aux", "lr", *activity}
     assert rows[-1]["eln"] < rows[0]["eln"]
+    summary = json.loads((out / "metrics.json").read_text())["eln_aux_decoders"]
+    assert summary["steps"] == 40 and len(summary["aux_active"]) == 2
+    assert all(0.0 <= a <= 1.0 for a in summary["aux_active"]) and summary["main_ce"] > 0
     before = torch.load(warm, weights_only=False)["model"]
     best = torch.load(out / "best.pt", weights_only=False)
     for key, value in before.items():  # weights and BatchNorm statistics alike
@@ -219,6 +224,30 @@ def test_eln_fit_only_trains_the_eln_and_leaves_the_model_untouched(workspace: P
     fitted = torch.load(out / "last.pt", weights_only=False)["objective"]["module:eln"]
     for key, value in best["eln"].items():  # best.pt holds the newest ELN, not the first
         torch.testing.assert_close(value, fitted[key], atol=0, rtol=0, msg=key)
+
+
+@pytest.mark.slow
+def test_an_auxiliary_decoder_that_never_trains_is_warned(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = workspace / "eln_idle"
+    params = _params(
+        workspace,
+        [
+            "methods.eln.enabled=true",
+            "methods.eln.fit_only=true",
+            "methods.eln.aux_alphas=[1.0,1000000.0]",  # the second bound is out of reach
+            f"methods.init_from={workspace / 'r0_softmax' / 'last.pt'}",
+            "train.steps=4",
+            "train.log_every=2",
+            f"train.out_dir={out}",
+        ],
+    )
+    Trainer(params).run()
+    summary = json.loads((out / "metrics.json").read_text())["eln_aux_decoders"]
+    assert summary["aux_active"][0] > 0 and summary["aux_active"][1] == 0.0
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "decoder(s) 1 (alpha 1e+06) never trained" in printed
 
 
 @pytest.mark.slow

@@ -17,8 +17,10 @@ from torch import nn
 
 from segloop.params import Params
 from segloop.taxonomy import IGNORE_INDEX
+from training.aux_decoder_activity import ELN_AUX_ACTIVE, ELN_MAIN_CE
 from training.methods.des4 import unbiased_ce, update_prototypes
 from training.methods.eln import (
+    aux_indicators,
     balanced_bce,
     constrained_aux_loss,
     correctness,
@@ -73,6 +75,9 @@ class ELNComponent:
         ).to(device)
         self.generator = torch.Generator().manual_seed(params.train.seed + 17)
         self.training_enabled = True
+        # Eq. 3's per-step state for the history (not losses): the main CE and the fraction
+        # of images each auxiliary decoder trained on; empty while the ELN is not trained.
+        self.last_activity: dict[str, float] = {}
 
     def modules(self) -> dict[str, nn.Module]:
         return {"eln": self.eln, "eln_aux": self.aux}
@@ -89,6 +94,7 @@ class ELNComponent:
     ) -> dict[str, torch.Tensor]:
         """Eq. 3 and Eqs. 5-6 on a labeled batch; ``scores_up`` are the main head's class
         scores at label resolution (decoded for ECOC), so every head is treated alike."""
+        self.last_activity = {}
         if not self.training_enabled:
             return {}
         self.eln.train()
@@ -98,9 +104,13 @@ class ELNComponent:
             F.interpolate(a(low, high), size=labels.shape[1:], mode="bilinear", align_corners=False)
             for a in self.aux
         ]
-        aux_loss = constrained_aux_loss(
-            [per_image_ce(s, labels) for s in aux_scores], main_ce, list(self.cfg.aux_alphas)
-        )
+        aux_ce = [per_image_ce(s, labels) for s in aux_scores]
+        indicators = aux_indicators(aux_ce, main_ce, list(self.cfg.aux_alphas))
+        aux_loss = constrained_aux_loss(aux_ce, indicators)
+        self.last_activity = {
+            ELN_MAIN_CE: float(main_ce.mean()),
+            **{f"{ELN_AUX_ACTIVE}_{k}": float(a.mean()) for k, a in enumerate(indicators)},
+        }
         eln_loss = torch.zeros((), device=images.device)
         predictions = [F.softmax(s.detach().float(), dim=1) for s in (scores_up, *aux_scores)]
         for probs in predictions:

@@ -33,6 +33,7 @@ from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
+from training.aux_decoder_activity import activity_over_history, untrained_decoders_warning
 from training.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -304,6 +305,8 @@ class Trainer:
         self.scaler.update()
         self.objective.after_step(self.step, masks)
         out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        if self.objective.eln is not None:
+            out.update(self.objective.eln.last_activity)
         if unlabeled_truth is not None:
             kept = self.objective.last_pseudo_labels
             assert kept is not None
@@ -480,6 +483,14 @@ class Trainer:
         measured = quality_over_history(self.out / "history.jsonl")
         if measured is not None:
             summary["pseudo_label_quality"] = measured
+        activity = activity_over_history(self.out / "history.jsonl")
+        if activity is not None:
+            summary["eln_aux_decoders"] = activity
+            warning = untrained_decoders_warning(
+                activity, list(self.params.methods.eln.aux_alphas), self.taxonomy.num_classes
+            )
+            if warning is not None:
+                _console.print(f"[yellow]warning:[/] {warning}")
         if self.precise_bn is not None:
             summary["precise_bn"] = self.precise_bn
         (self.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")

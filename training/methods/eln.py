@@ -29,13 +29,30 @@ def per_image_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (per_pixel * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp_min(1.0)
 
 
-def constrained_aux_loss(
+def aux_indicators(
     aux_ce: list[torch.Tensor], main_ce: torch.Tensor, alphas: list[float]
+) -> list[torch.Tensor]:
+    """Eq. 3's indicators ``1[CE_k(X) > alpha_k CE(X)]``, one (B,) float tensor per decoder.
+
+    An untrained decoder's CE is about ``log C`` (a near-uniform prediction), so where
+    ``alpha_k CE(X)`` is above that the indicator is never 1 and decoder k never trains. The
+    paper's alphas (20, 50) assume a small main CE; an ECOC head's decoded scores have a far
+    larger one at the same pixel error (docs/RESULTS.md), hence ``eln_aux_active`` in the
+    training history and the warning when a decoder never trained.
+    """
+    return [
+        (ce_k.detach() > alpha * main_ce.detach()).float()
+        for ce_k, alpha in zip(aux_ce, alphas, strict=True)
+    ]
+
+
+def constrained_aux_loss(
+    aux_ce: list[torch.Tensor], indicators: list[torch.Tensor]
 ) -> torch.Tensor:
-    """Eq. 3: ``mean_X sum_k 1[CE_k(X) > alpha_k CE(X)] CE_k(X)`` from per-image CE tensors."""
-    total = torch.zeros((), device=main_ce.device)
-    for ce_k, alpha in zip(aux_ce, alphas, strict=True):
-        active = (ce_k.detach() > alpha * main_ce.detach()).float()
+    """Eq. 3: ``mean_X sum_k 1[CE_k(X) > alpha_k CE(X)] CE_k(X)`` from per-image CE tensors
+    and the indicators of :func:`aux_indicators`."""
+    total = torch.zeros((), device=aux_ce[0].device)
+    for ce_k, active in zip(aux_ce, indicators, strict=True):
         total = total + (active * ce_k).mean()
     return total
 

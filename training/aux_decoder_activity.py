@@ -1,0 +1,63 @@
+"""Whether the ELN's auxiliary decoders trained (ELN Eq. 3), read back from the history.
+
+Decoder k gets gradient on an image only while its CE exceeds ``alpha_k`` times the main
+decoder's; an untrained decoder's CE is about ``log C``, so where ``alpha_k`` times the main
+CE is above that, decoder k never trains and the ELN learns from an untrained decoder's
+predictions instead of simulated errors. Each step logs the batch's mean main CE
+(``eln_main_ce``) and the fraction of its images each decoder trained on
+(``eln_aux_active_<k>``); the history holds per-interval means of both.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+ELN_MAIN_CE = "eln_main_ce"
+ELN_AUX_ACTIVE = "eln_aux_active"
+
+
+def activity_over_history(path: Path) -> dict[str, Any] | None:
+    """Step-weighted means over the logged intervals that carry the ELN's Eq. 3 state:
+    ``{"main_ce", "aux_active": [fraction per decoder], "steps"}``, or None without any."""
+    main_ce, measured, previous = 0.0, 0, 0
+    active: list[float] = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        record = json.loads(line)
+        if "loss" not in record:  # a validation record
+            continue
+        steps, previous = record["step"] - previous, record["step"]
+        if ELN_MAIN_CE not in record:
+            continue
+        keys = [key for key in record if key.startswith(f"{ELN_AUX_ACTIVE}_")]
+        fractions = [record[key] for key in sorted(keys, key=lambda key: int(key.rsplit("_")[-1]))]
+        active = active or [0.0] * len(fractions)
+        measured += steps
+        main_ce += steps * record[ELN_MAIN_CE]
+        active = [a + steps * f for a, f in zip(active, fractions, strict=True)]
+    if not measured:
+        return None
+    return {
+        "main_ce": main_ce / measured,
+        "aux_active": [a / measured for a in active],
+        "steps": measured,
+    }
+
+
+def untrained_decoders_warning(
+    activity: dict[str, Any], alphas: list[float], num_classes: int
+) -> str | None:
+    """A warning naming every auxiliary decoder that trained on no image, or None."""
+    idle = [k for k, fraction in enumerate(activity["aux_active"]) if fraction == 0.0]
+    if not idle:
+        return None
+    names = ", ".join(f"{k} (alpha {alphas[k]:g})" for k in idle)
+    return (
+        f"ELN auxiliary decoder(s) {names} never trained: alpha x the main CE "
+        f"({activity['main_ce']:.3f}) stayed above an untrained decoder's CE (about "
+        f"log {num_classes} = {math.log(num_classes):.2f}), so the ELN saw an untrained "
+        "decoder's predictions instead of simulated errors. Lower methods.eln.aux_alphas "
+        f"below {math.log(num_classes) / activity['main_ce']:.1f}."
+    )
