@@ -1,10 +1,10 @@
 import json
-import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from training.aux_decoder_activity import activity_over_history, untrained_decoders_warning
+from training.aux_decoder_activity import activity_over_history, idle_decoders_warning
 
 
 def _write(path: Path, records: list[dict[str, float]]) -> Path:
@@ -38,12 +38,17 @@ def test_no_activity_without_the_records(tmp_path: Path) -> None:
     assert activity_over_history(history) is None
 
 
-def test_warning_names_only_the_decoders_that_never_trained() -> None:
-    activity = {"main_ce": 0.35, "aux_active": [0.0, 0.2, 0.0], "steps": 100}
-    warning = untrained_decoders_warning(activity, [20.0, 5.0, 50.0], 19)
+def test_warning_names_the_decoders_whose_bound_is_out_of_reach() -> None:
+    # softmax warm model on the benchmark: main CE 0.096; log 19 = 2.944
+    activity = {"main_ce": 0.096, "aux_active": [0.53, 0.015, 0.0], "steps": 60}
+    warning = untrained_decoders(activity, [20.0, 50.0, 31.0])
     assert warning is not None
-    assert "0 (alpha 20), 2 (alpha 50) never trained" in warning
-    assert f"below {math.log(19) / 0.35:.1f}" in warning  # log 19 / 0.35 = 8.4
-    assert "below 8.4" in warning
-    activity["aux_active"] = [0.1, 0.2, 0.3]
-    assert untrained_decoders_warning(activity, [20.0, 5.0, 50.0], 19) is None
+    # 20 x 0.096 = 1.92 < 2.944 trains; 50 x 0.096 = 4.80 and 31 x 0.096 = 2.976 do not
+    assert "decoder(s) 1 (alpha 50: bound 4.80, trained on 1.5% of images), " in warning
+    assert "2 (alpha 31: bound 2.98, trained on 0.0% of images) cannot train" in warning
+    assert "below 30.7" in warning  # 2.944 / 0.096 = 30.67
+    assert untrained_decoders(activity, [20.0, 30.0]) is None
+
+
+def untrained_decoders(activity: dict[str, Any], alphas: list[float]) -> str | None:
+    return idle_decoders_warning(activity, alphas, 19)

@@ -2,8 +2,8 @@
 
 Decoder k gets gradient on an image only while its CE exceeds ``alpha_k`` times the main
 decoder's; an untrained decoder's CE is about ``log C``, so where ``alpha_k`` times the main
-CE is above that, decoder k never trains and the ELN learns from an untrained decoder's
-predictions instead of simulated errors. Each step logs the batch's mean main CE
+CE is above that, decoder k (almost) never trains and the ELN learns from an untrained
+decoder's predictions instead of simulated errors. Each step logs the batch's mean main CE
 (``eln_main_ce``) and the fraction of its images each decoder trained on
 (``eln_aux_active_<k>``); the history holds per-interval means of both.
 """
@@ -46,18 +46,26 @@ def activity_over_history(path: Path) -> dict[str, Any] | None:
     }
 
 
-def untrained_decoders_warning(
+def idle_decoders_warning(
     activity: dict[str, Any], alphas: list[float], num_classes: int
 ) -> str | None:
-    """A warning naming every auxiliary decoder that trained on no image, or None."""
-    idle = [k for k, fraction in enumerate(activity["aux_active"]) if fraction == 0.0]
+    """A warning naming every auxiliary decoder whose bound ``alpha_k x`` the run's mean main
+    CE is at or above ``log C``, about an untrained decoder's CE, or None. Such a decoder gets
+    gradient only on the odd image whose CE exceeds the bound, so it stays near its random
+    start whatever the run's length; a decoder below it trains down to its bound."""
+    untrained_ce, main_ce = math.log(num_classes), activity["main_ce"]
+    idle = [k for k, alpha in enumerate(alphas) if alpha * main_ce >= untrained_ce]
     if not idle:
         return None
-    names = ", ".join(f"{k} (alpha {alphas[k]:g})" for k in idle)
+    names = ", ".join(
+        f"{k} (alpha {alphas[k]:g}: bound {alphas[k] * main_ce:.2f}, trained on "
+        f"{100 * activity['aux_active'][k]:.1f}% of images)"
+        for k in idle
+    )
     return (
-        f"ELN auxiliary decoder(s) {names} never trained: alpha x the main CE "
-        f"({activity['main_ce']:.3f}) stayed above an untrained decoder's CE (about "
-        f"log {num_classes} = {math.log(num_classes):.2f}), so the ELN saw an untrained "
-        "decoder's predictions instead of simulated errors. Lower methods.eln.aux_alphas "
-        f"below {math.log(num_classes) / activity['main_ce']:.1f}."
+        f"ELN auxiliary decoder(s) {names} cannot train: alpha x the main CE "
+        f"({main_ce:.3f}) is above an untrained decoder's CE (about log {num_classes} = "
+        f"{untrained_ce:.2f}), so the ELN learns from an untrained decoder's predictions "
+        f"instead of simulated errors. Use methods.eln.aux_alphas below "
+        f"{untrained_ce / main_ce:.1f}."
     )

@@ -33,7 +33,7 @@ from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
-from training.aux_decoder_activity import activity_over_history, untrained_decoders_warning
+from training.aux_decoder_activity import activity_over_history, idle_decoders_warning
 from training.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -486,7 +486,7 @@ class Trainer:
         activity = activity_over_history(self.out / "history.jsonl")
         if activity is not None:
             summary["eln_aux_decoders"] = activity
-            warning = untrained_decoders_warning(
+            warning = idle_decoders_warning(
                 activity, list(self.params.methods.eln.aux_alphas), self.taxonomy.num_classes
             )
             if warning is not None:

@@ -38,7 +38,7 @@ def aux_indicators(
     ``alpha_k CE(X)`` is above that the indicator is never 1 and decoder k never trains. The
     paper's alphas (20, 50) assume a small main CE; an ECOC head's decoded scores have a far
     larger one at the same pixel error (docs/RESULTS.md), hence ``eln_aux_active`` in the
-    training history and the warning when a decoder never trained.
+    training history and the warning when a decoder cannot train.
     """
     return [
         (ce_k.detach() > alpha * main_ce.detach()).float()
