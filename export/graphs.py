@@ -35,6 +35,8 @@ class LabelerGraph(nn.Module):
 
     - ``P = softmax(scores)``; ``label = argmax_c P``;
     - ``confidence = round(255 * max_c P)``, with ``max_c P = 1 / sum_c exp(s_c - max s)``;
+      for an ECOC head ``round(255 * (1 - d_SH))`` of the winning codeword instead
+      (``ClassifierHead.winner_confidence``);
     - ``reliability = round(255 * sigmoid(ELN(X ⊕ P ⊕ E)))`` (ELN Eq. 4), the probability that
       the label is right; absent when the checkpoint has no ELN.
 
@@ -61,7 +63,7 @@ class LabelerGraph(nn.Module):
         total = exp.sum(dim=1, keepdim=True)
         probs = exp / total
         label = scores.argmax(dim=1)
-        confidence = 1.0 / total[:, 0]
+        confidence = self.model.head.winner_confidence(scores, total)
         outputs = [label.to(torch.uint8), torch.round(confidence * 255.0).to(torch.uint8)]
         if self.eln is not None:
             reliability = torch.sigmoid(self.eln(eln_inputs(image, probs)))[:, 0]

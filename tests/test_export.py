@@ -92,6 +92,13 @@ def test_every_configuration_passes_the_parity_gate(
     if meta.head == "ecoc":
         codebook = np.array(meta.ecoc_codebook)
         assert codebook.shape == (19, 24) and set(np.unique(codebook)) <= {0, 1}
+        # the ECOC confidence map is 1 - d_SH of the winning codeword: max score / K
+        frames = _frames(2, (32, 64), seed=3)
+        scores = _teacher_scores(exported.export_dir, frames)
+        with open_labeler(exported.export_dir, "ort-cpu") as labeler:
+            maps = labeler.label(frames)
+        expected = np.round(255 * scores.max(axis=1) / 24)
+        assert np.abs(maps.confidence.astype(int) - expected).max() <= 1
     if meta.dynamic_size:
         # a frame size the export never saw
         with open_labeler(exported.export_dir, "ort-cpu") as labeler:
@@ -110,14 +117,20 @@ def test_a_checkpoint_without_eln_exports_two_maps(tiny_export: TinyExport, tmp_
     assert maps.reliability is None and maps.label.dtype == np.uint8
 
 
+def _teacher_scores(export_dir: Path, frames: np.ndarray) -> np.ndarray:
+    """teacher.onnx's class scores of uint8 frames, normalised as metadata.json says."""
+    meta = read_metadata(export_dir)
+    teacher = ort.InferenceSession(str(export_dir / "teacher.onnx"))
+    image = (frames.astype(np.float32) / 255.0 - np.array(meta.mean)) / np.array(meta.std)
+    (scores,) = teacher.run(None, {"image": image.transpose(0, 3, 1, 2).astype(np.float32)})
+    return np.asarray(scores)
+
+
 def test_labeler_maps_follow_their_definition(tiny_export: TinyExport) -> None:
     """label = argmax softmax(teacher), confidence = round(255 max P), computed here with
     numpy from teacher.onnx's scores."""
     frames = _frames(2, (32, 64), seed=3)
-    meta = read_metadata(tiny_export.export_dir)
-    teacher = ort.InferenceSession(str(tiny_export.export_dir / "teacher.onnx"))
-    image = (frames.astype(np.float32) / 255.0 - np.array(meta.mean)) / np.array(meta.std)
-    (scores,) = teacher.run(None, {"image": image.transpose(0, 3, 1, 2).astype(np.float32)})
+    scores = _teacher_scores(tiny_export.export_dir, frames)
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     with open_labeler(tiny_export.export_dir, "ort-cpu") as labeler:

@@ -91,6 +91,37 @@ def test_ecoc_loss_hand_computed() -> None:
     assert float(ignored) == 0.0
 
 
+def test_winner_confidence_per_head_hand_computed() -> None:
+    from training.models.heads import SoftmaxHead
+
+    ecoc = EcocHead(2, np.array([[0, 0, 1, 1], [1, 1, 0, 1]]), dropout=0.0)
+    # bit probabilities .9 .9 .2 .5: agreement with codeword 0 = (.1 + .1 + .2 + .5) = 0.9,
+    # with codeword 1 = (.9 + .9 + .8 + .5) = 3.1 -> 1 - d_SH of the winner = 3.1 / 4
+    bits = torch.logit(torch.tensor([0.9, 0.9, 0.2, 0.5])).view(1, 4, 1, 1)
+    scores = ecoc.class_scores(bits)
+    torch.testing.assert_close(scores.flatten(), torch.tensor([0.9, 3.1]))
+    assert float(ecoc.winner_confidence(scores)) == pytest.approx(3.1 / 4)
+    softmax = SoftmaxHead(2, 3, dropout=0.0)
+    logits = torch.tensor([0.0, math.log(3.0), -math.inf]).view(1, 3, 1, 1)
+    assert float(softmax.winner_confidence(logits)) == pytest.approx(0.75)  # 3 / (1 + 3)
+
+
+def test_predict_writes_the_heads_winner_confidence() -> None:
+    from training.models import build_model
+    from training.predict import probs_and_confidence
+
+    params = load_params(
+        None, ["model.head=ecoc", "model.ecoc.bits=6", "model.ecoc.min_distance=2"]
+    )
+    model = build_model(params.model, 3).eval()
+    image = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        maps = probs_and_confidence(model, image)
+        scores = model(image)
+    torch.testing.assert_close(maps[:, :3], torch.softmax(scores, dim=1))
+    torch.testing.assert_close(maps[:, 3], scores.amax(dim=1) / 6)
+
+
 def test_ecoc_confidence_is_the_mean_bit_confidence() -> None:
     from training.models import build_model
     from training.objectives import HeadObjective

@@ -8,7 +8,7 @@ averaged where tiles overlap. Nothing depends on the number of classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,14 @@ def _starts(length: int, window: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def sliding_window_probs(
-    model: nn.Module, image: torch.Tensor, window: tuple[int, int], overlap: float
+def sliding_window_mean(
+    maps: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    window: tuple[int, int],
+    overlap: float,
 ) -> torch.Tensor:
-    """Class probabilities (1 x C x H x W) of a 1 x 3 x H x W image, tiled by ``window``."""
+    """``maps`` (a 1 x 3 x h x w crop -> 1 x M x h x w) over a 1 x 3 x H x W image, tiled by
+    ``window``, averaged where tiles overlap: 1 x M x H x W."""
     _, _, height, width = image.shape
     win_h, win_w = min(window[0], height), min(window[1], width)
     stride_h = max(int(win_h * (1 - overlap)), 1)
@@ -49,13 +53,22 @@ def sliding_window_probs(
     counts = torch.zeros(1, 1, height, width, device=image.device)
     for y in _starts(height, win_h, stride_h):
         for x in _starts(width, win_w, stride_w):
-            probs = F.softmax(model(image[:, :, y : y + win_h, x : x + win_w]).float(), dim=1)
+            tile = maps(image[:, :, y : y + win_h, x : x + win_w])
             if total is None:
-                total = torch.zeros(1, probs.shape[1], height, width, device=image.device)
-            total[:, :, y : y + win_h, x : x + win_w] += probs
+                total = torch.zeros(1, tile.shape[1], height, width, device=image.device)
+            total[:, :, y : y + win_h, x : x + win_w] += tile
             counts[:, :, y : y + win_h, x : x + win_w] += 1
     assert total is not None
     return total / counts
+
+
+def sliding_window_probs(
+    model: nn.Module, image: torch.Tensor, window: tuple[int, int], overlap: float
+) -> torch.Tensor:
+    """Class probabilities (1 x C x H x W) of a 1 x 3 x H x W image, tiled by ``window``."""
+    return sliding_window_mean(
+        lambda crop: F.softmax(model(crop).float(), dim=1), image, window, overlap
+    )
 
 
 @torch.no_grad()

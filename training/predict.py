@@ -6,19 +6,30 @@ resumes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rich.progress import track
 
 from segloop.datasets import Sample, read_image
 from segloop.imageio import write_png
 from training.data import to_tensor
-from training.evaluation import sliding_window_probs
+from training.evaluation import sliding_window_mean
 from training.models import ErrorLocalizationNetwork, SegmentationModel, eln_inputs
 
 OUTPUTS = ("label", "confidence", "reliability")
+
+
+def probs_and_confidence(model: SegmentationModel, image: torch.Tensor) -> torch.Tensor:
+    """B x (C + 1) x H x W: class probabilities, then the head's winner confidence (for ECOC
+    ``1 - d_SH``, not the softmax maximum: ``ClassifierHead.winner_confidence``), the same
+    maps as ``labeler.onnx`` gives. Where tiles overlap both are averaged over the tiles."""
+    scores = model(image).float()
+    confidence = model.head.winner_confidence(scores)
+    return torch.cat([F.softmax(scores, dim=1), confidence[:, None]], dim=1)
 
 
 @torch.no_grad()
@@ -39,8 +50,9 @@ def predict_frames(
         if all(t.exists() for t in targets[: 2 if eln is None else 3]):
             continue
         x = to_tensor(read_image(sample.image))[None].to(device)
-        probs = sliding_window_probs(model, x, window, overlap)
-        confidence, label = probs.max(dim=1)
+        maps = sliding_window_mean(partial(probs_and_confidence, model), x, window, overlap)
+        probs, confidence = maps[:, :-1], maps[:, -1]
+        label = probs.argmax(dim=1)
         write_png(targets[0], label[0].cpu().numpy().astype(np.uint8))
         write_png(targets[1], (confidence[0] * 255).round().cpu().numpy().astype(np.uint8))
         if eln is not None:
