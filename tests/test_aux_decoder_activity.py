@@ -41,14 +41,14 @@ def test_no_activity_without_the_records(tmp_path: Path) -> None:
 def test_warning_names_the_decoders_whose_bound_is_out_of_reach() -> None:
     # softmax warm model on the benchmark: main CE 0.096; log 19 = 2.944
     activity = {"main_ce": 0.096, "aux_active": [0.53, 0.015, 0.0], "steps": 60}
-    warning = untrained_decoders(activity, [20.0, 50.0, 31.0])
+    warning = _idle(activity, [20.0, 50.0, 31.0])
     assert warning is not None
     # 20 x 0.096 = 1.92 < 2.944 trains; 50 x 0.096 = 4.80 and 31 x 0.096 = 2.976 do not
     assert "decoder(s) 1 (alpha 50: bound 4.80, trained on 1.5% of images), " in warning
     assert "2 (alpha 31: bound 2.98, trained on 0.0% of images) cannot train" in warning
     assert "below 30.7" in warning  # 2.944 / 0.096 = 30.67
-    assert untrained_decoders(activity, [20.0, 30.0]) is None
+    assert _idle(activity, [20.0, 30.0]) is None
 
 
-def untrained_decoders(activity: dict[str, Any], alphas: list[float]) -> str | None:
+def _idle(activity: dict[str, Any], alphas: list[float]) -> str | None:
     return idle_decoders_warning(activity, alphas, 19)

@@ -10,10 +10,11 @@ decoder's predictions instead of simulated errors. Each step logs the batch's me
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
+
+from training.history import training_intervals
 
 ELN_MAIN_CE = "eln_main_ce"
 ELN_AUX_ACTIVE = "eln_aux_active"
@@ -22,13 +23,9 @@ ELN_AUX_ACTIVE = "eln_aux_active"
 def activity_over_history(path: Path) -> dict[str, Any] | None:
     """Step-weighted means over the logged intervals that carry the ELN's Eq. 3 state:
     ``{"main_ce", "aux_active": [fraction per decoder], "steps"}``, or None without any."""
-    main_ce, measured, previous = 0.0, 0, 0
+    main_ce, measured = 0.0, 0
     active: list[float] = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        record = json.loads(line)
-        if "loss" not in record:  # a validation record
-            continue
-        steps, previous = record["step"] - previous, record["step"]
+    for steps, record in training_intervals(path):
         if ELN_MAIN_CE not in record:
             continue
         keys = [key for key in record if key.startswith(f"{ELN_AUX_ACTIVE}_")]

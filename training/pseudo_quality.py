@@ -9,13 +9,13 @@ true class. Precision = correct / kept, coverage = kept / valid: the same defini
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from segloop.taxonomy import IGNORE_INDEX
+from training.history import training_intervals
 
 VALID, KEPT, CORRECT = "pseudo_valid_px", "pseudo_kept_px", "pseudo_correct_px"
 
@@ -45,12 +45,8 @@ def quality_over_history(path: Path) -> dict[str, Any] | None:
     """Precision and coverage over every logged interval that carries the counts (each
     record holds per-step means over the steps since the previous record), or None."""
     totals = {VALID: 0.0, KEPT: 0.0, CORRECT: 0.0}
-    measured, previous = 0, 0
-    for line in path.read_text().splitlines() if path.exists() else []:
-        record = json.loads(line)
-        if "loss" not in record:  # a validation record
-            continue
-        steps, previous = record["step"] - previous, record["step"]
+    measured = 0
+    for steps, record in training_intervals(path):
         if VALID in record:
             measured += steps
             for key in totals:
