@@ -81,7 +81,7 @@ HEADS = {
 # alpha x the warm model's main CE on labeled frames, which is 0.096 for the softmax and
 # 0.352 for the ECOC warm model of seed 0 at the same pixel error (3.7% / 3.9%); alphas 20 and
 # 5 both put the bound at about 1.8 nats, below an untrained decoder's log 19 = 2.9, so the
-# decoder trains. The paper's 20 with the ECOC head (bound 6.9) never trained it: ELN error
+# decoder trains. The paper's 20 with the ECOC head (bound 7.0) never trained it: ELN error
 # F1 33.2 vs 38.7 with alpha 5 on seed 0 (docs/RESULTS.md).
 ELN_ALPHAS = {"softmax": "[20.0]", "ecoc": "[5.0]"}
 # The loop's ELN: frozen, no pixel contrast (params.yaml's default since it measured a loss;

@@ -35,10 +35,10 @@ def aux_indicators(
     """Eq. 3's indicators ``1[CE_k(X) > alpha_k CE(X)]``, one (B,) float tensor per decoder.
 
     An untrained decoder's CE is about ``log C`` (a near-uniform prediction), so where
-    ``alpha_k CE(X)`` is above that the indicator is never 1 and decoder k never trains. The
-    paper's alphas (20, 50) assume a small main CE; an ECOC head's decoded scores have a far
-    larger one at the same pixel error (docs/RESULTS.md), hence ``eln_aux_active`` in the
-    training history and the warning when a decoder cannot train.
+    ``alpha_k CE(X)`` is above that the indicator is almost never 1 and decoder k stays
+    untrained. The paper's alphas (20, 50) assume a small main CE; an ECOC head's decoded
+    scores have a far larger one at the same pixel error (docs/RESULTS.md), hence
+    ``eln_aux_active`` in the training history and the warning when a decoder cannot train.
     """
     return [
         (ce_k.detach() > alpha * main_ce.detach()).float()
