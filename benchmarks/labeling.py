@@ -37,6 +37,7 @@ from inference_server.manifest import Manifest
 from inference_server.metadata import read_metadata
 from inference_server.sources import expand_inputs
 from training.checkpoint import load_for_inference
+from training.confidence_levels import confidence_levels
 
 
 def _rate(run: object, batches: list[np.ndarray], warmup: int) -> float:
@@ -80,7 +81,7 @@ def main() -> None:
             image = (frames.permute(0, 3, 1, 2).float() - mean) / std
             probs = F.softmax(model(image).float(), dim=1)
             confidence, label = probs.max(dim=1)
-            maps = [label.to(torch.uint8), (confidence * 255).round().to(torch.uint8)]
+            maps = [label.to(torch.uint8), confidence_levels(confidence)]
             if eln is not None:
                 reliability = eln.predict_reliability(image, probs)[:, 0]
                 maps.append((reliability * 255).round().to(torch.uint8))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.confidence_levels import confidence_levels
 from training.data import IMAGENET_MEAN, IMAGENET_STD
 from training.models import ErrorLocalizationNetwork, SegmentationModel, eln_inputs
 
@@ -34,9 +35,9 @@ class LabelerGraph(nn.Module):
     """frames -> (label, confidence[, reliability]), each N x H x W uint8:
 
     - ``P = softmax(scores)``; ``label = argmax_c P``;
-    - ``confidence = round(255 * max_c P)``, with ``max_c P = 1 / sum_c exp(s_c - max s)``;
-      for an ECOC head ``round(255 * (1 - d_SH))`` of the winning codeword instead
-      (``ClassifierHead.winner_confidence``);
+    - ``confidence``: the level of ``max_c P = 1 / sum_c exp(s_c - max s)``, for an ECOC head
+      of ``1 - d_SH`` of the winning codeword instead (``ClassifierHead.winner_confidence``);
+      levels are linear in ``-ln(1 - c)`` (:mod:`segloop.confidence_levels`);
     - ``reliability = round(255 * sigmoid(ELN(X ⊕ P ⊕ E)))`` (ELN Eq. 4), the probability that
       the label is right; absent when the checkpoint has no ELN.
 
@@ -64,7 +65,7 @@ class LabelerGraph(nn.Module):
         probs = exp / total
         label = scores.argmax(dim=1)
         confidence = self.model.head.winner_confidence(scores, total)
-        outputs = [label.to(torch.uint8), torch.round(confidence * 255.0).to(torch.uint8)]
+        outputs = [label.to(torch.uint8), confidence_levels(confidence)]
         if self.eln is not None:
             reliability = torch.sigmoid(self.eln(eln_inputs(image, probs)))[:, 0]
             outputs.append(torch.round(reliability * 255.0).to(torch.uint8))

@@ -35,6 +35,7 @@ from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
 from inference_server.metadata import ExportMetadata
 from inference_server.sources import Source, sampled_indices
+from segloop.confidence_levels import decode_confidence
 from segloop.imageio import colour_overlay, write_png
 from segloop.params import LabelParams
 
@@ -141,7 +142,7 @@ class FrameWriter:
             "height": item.size[0],
             "width": item.size[1],
             "outputs": outputs,
-            "mean_confidence": round(float(restored["confidence"].mean()) / 255.0, 5),
+            "mean_confidence": round(float(decode_confidence(restored["confidence"]).mean()), 5),
             "reliable_fraction": None
             if reliability is None
             else round(float((reliability >= RELIABLE_LEVEL).mean()), 5),

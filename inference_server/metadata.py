@@ -18,6 +18,8 @@ from segloop.errors import SegloopError
 
 METADATA_FILE = "metadata.json"
 GRAPH_NAMES = ("teacher", "eln", "labeler")
+# 2: confidence maps are levels of segloop.confidence_levels (1 wrote round(255 c)).
+FORMAT_VERSION = 2
 
 
 class GraphInfo(BaseModel):
@@ -36,7 +38,7 @@ class ExportMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    format_version: int = 1
+    format_version: int = FORMAT_VERSION
     taxonomy: str
     classes: list[str]
     palette: list[tuple[int, int, int]]
@@ -99,6 +101,12 @@ def read_metadata(directory: Path, verify: bool = True) -> ExportMetadata:
         raise SegloopError(
             f"{path}: invalid export metadata ({exc.error_count()} errors)"
         ) from None
+    if metadata.format_version != FORMAT_VERSION:
+        raise SegloopError(
+            f"{path}: export format {metadata.format_version}, this segloop reads format "
+            f"{FORMAT_VERSION} (format 2 changed how confidence maps are stored); export the "
+            "checkpoint again with this version"
+        )
     if verify:
         for name, graph in metadata.graphs.items():
             graph_path = directory / graph.file

@@ -1,12 +1,13 @@
 """Turn a predicted pool into the next round's pseudo-labels (torch-free).
 
-Input: a predictions folder with ``label/<key>`` (trainIds), ``confidence/<key>`` (uint8,
-``round(255 * max probability)``) and optionally ``reliability/<key>`` (uint8, ELN probability
-that the label is right) for every pool frame; these come from ``segloop predict`` or, later,
-from the exported engines. Two streaming passes: per-class confidence histograms, then
-DARS selection (:mod:`segloop.selection`) plus reliability masking per frame. Writes
-``<out>/<key>`` PNGs (255 = ignore), ``selection.json`` and ``annotate_next.txt`` (the frames
-with the lowest mean reliability, or confidence when no reliability was predicted).
+Input: a predictions folder with ``label/<key>`` (trainIds), ``confidence/<key>`` (uint8
+levels of :mod:`segloop.confidence_levels`) and optionally ``reliability/<key>`` (uint8, ELN
+probability that the label is right) for every pool frame; these come from ``segloop
+predict`` or, later, from the exported engines. Two streaming passes: per-class confidence
+histograms, then DARS selection (:mod:`segloop.selection`) plus reliability masking per
+frame. Writes ``<out>/<key>`` PNGs (255 = ignore), ``selection.json`` and
+``annotate_next.txt`` (the frames with the lowest mean reliability, or confidence when no
+reliability was predicted).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 from rich.progress import track
 
+from segloop.confidence_levels import decode_confidence
 from segloop.datasets import read_mask
 from segloop.errors import DataError
 from segloop.imageio import write_png
@@ -43,26 +45,28 @@ def _read_gray(path: Path) -> np.ndarray:
     return image
 
 
-def _confidence(stored: np.ndarray) -> np.ndarray:
-    """uint8 level v -> the centre of histogram bin v."""
+def _level_position(stored: np.ndarray) -> np.ndarray:
+    """uint8 level v -> the centre of histogram bin v. DARS needs only the order of
+    confidences, and levels keep it, so the histograms count levels; confidences are decoded
+    only where they are reported."""
     return (stored.astype(np.float32) + 0.5) / BINS
 
 
 @dataclass(frozen=True)
 class PoolPrediction:
     label: np.ndarray
-    confidence: np.ndarray
+    levels: np.ndarray  # stored uint8 confidence levels
     reliability: np.ndarray | None
 
 
 def read_prediction(folder: Path, key: str, with_reliability: bool) -> PoolPrediction:
     label = _read_gray(folder / "label" / key)
-    confidence = _confidence(_read_gray(folder / "confidence" / key))
+    levels = _read_gray(folder / "confidence" / key)
     reliability = None
     path = folder / "reliability" / key
     if with_reliability and path.exists():
         reliability = _read_gray(path).astype(np.float32) / 255.0
-    return PoolPrediction(label, confidence, reliability)
+    return PoolPrediction(label, levels, reliability)
 
 
 def labeled_histogram(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
@@ -128,7 +132,7 @@ def select_pool(
     for pred in track(
         predictions, total=len(keys), description="pass 1: histograms", transient=True
     ):
-        hist.update(pred.label, pred.confidence)
+        hist.update(pred.label, _level_position(pred.levels))
     selection = dars_thresholds(hist, prior, params.alpha)
 
     def select_frame(index: int) -> FrameOutcome:
@@ -137,7 +141,7 @@ def select_pool(
         rng = np.random.default_rng([params.seed, index])
         pseudo = select_pseudo_label(
             pred.label,
-            pred.confidence,
+            _level_position(pred.levels),
             pred.reliability,
             selection,
             rng,
@@ -145,11 +149,15 @@ def select_pool(
         )
         write_png(out / key, pseudo)
         kept = np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=taxonomy.num_classes)
-        trust = pred.reliability if pred.reliability is not None else pred.confidence
+        trust = (
+            float(pred.reliability.mean())
+            if pred.reliability is not None
+            else float(decode_confidence(pred.levels).mean())
+        )
         quality = None
         if truths is not None:
             quality = quality_counts(pseudo, read_mask(truths[index], taxonomy, pseudo.shape))
-        return FrameOutcome(kept[: taxonomy.num_classes], float(trust.mean()), quality)
+        return FrameOutcome(kept[: taxonomy.num_classes], trust, quality)
 
     kept = np.zeros(taxonomy.num_classes, dtype=np.int64)
     scores: list[tuple[float, str]] = []
@@ -176,7 +184,7 @@ def select_pool(
         "classes": {
             name: {
                 "prior": float(prior[j]),
-                "threshold": float(selection.thresholds[j]),
+                "threshold": float(decode_confidence(round(selection.thresholds[j] * BINS))),
                 "sampling_ratio": float(selection.ratios[j]),
                 "kept_fraction": float(kept[j] / total),
             }

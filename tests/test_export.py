@@ -68,6 +68,10 @@ def test_metadata_round_trip_and_tamper_detection(tiny_export: TinyExport, tmp_p
         read_metadata(copy)
     with pytest.raises(SegloopError, match="not an export directory"):
         read_metadata(tmp_path)
+    older = copy / "metadata.json"
+    older.write_text(json.dumps({**raw, "format_version": 1}))
+    with pytest.raises(SegloopError, match="export format 1, this segloop reads format 2"):
+        read_metadata(copy, verify=False)
 
 
 @pytest.mark.parametrize(
@@ -92,12 +96,14 @@ def test_every_configuration_passes_the_parity_gate(
     if meta.head == "ecoc":
         codebook = np.array(meta.ecoc_codebook)
         assert codebook.shape == (19, 24) and set(np.unique(codebook)) <= {0, 1}
-        # the ECOC confidence map is 1 - d_SH of the winning codeword: max score / K
+        # the ECOC confidence map is the level of 1 - d_SH of the winning codeword,
+        # max score / K
         frames = _frames(2, (32, 64), seed=3)
         scores = _teacher_scores(exported.export_dir, frames)
         with open_labeler(exported.export_dir, "ort-cpu") as labeler:
             maps = labeler.label(frames)
-        expected = np.round(255 * scores.max(axis=1) / 24)
+        complement = np.maximum(1 - scores.max(axis=1).astype(np.float64) / 24, 1e-6)
+        expected = np.round(255 * np.log(complement) / np.log(1e-6))
         assert np.abs(maps.confidence.astype(int) - expected).max() <= 1
     if meta.dynamic_size:
         # a frame size the export never saw
@@ -127,8 +133,9 @@ def _teacher_scores(export_dir: Path, frames: np.ndarray) -> np.ndarray:
 
 
 def test_labeler_maps_follow_their_definition(tiny_export: TinyExport) -> None:
-    """label = argmax softmax(teacher), confidence = round(255 max P), computed here with
-    numpy from teacher.onnx's scores."""
+    """label = argmax softmax(teacher), confidence = the level of max P
+    (``round(255 ln(max(1 - max P, 1e-6)) / ln 1e-6)``), computed here with numpy from
+    teacher.onnx's scores."""
     frames = _frames(2, (32, 64), seed=3)
     scores = _teacher_scores(tiny_export.export_dir, frames)
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
@@ -136,7 +143,8 @@ def test_labeler_maps_follow_their_definition(tiny_export: TinyExport) -> None:
     with open_labeler(tiny_export.export_dir, "ort-cpu") as labeler:
         maps = labeler.label(frames)
     assert (maps.label == probs.argmax(axis=1)).mean() >= 0.999
-    expected_conf = np.round(255 * probs.max(axis=1))
+    complement = np.maximum(1 - probs.max(axis=1).astype(np.float64), 1e-6)
+    expected_conf = np.round(255 * np.log(complement) / np.log(1e-6))
     assert np.abs(maps.confidence.astype(int) - expected_conf).max() <= 1
 
 

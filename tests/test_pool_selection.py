@@ -46,6 +46,9 @@ def test_select_pool_on_hand_built_predictions(tmp_path: Path) -> None:
     assert int((out == 1).sum()) == 20
     assert 15 <= int((out == 0).sum()) <= 20
     assert summary["classes"]["a"]["sampling_ratio"] == pytest.approx(0.25)
+    # thresholds are reported as confidences: level v stands for 1 - 1e-6 ** (v / 255)
+    assert summary["classes"]["a"]["threshold"] == pytest.approx(1 - 1e-6 ** (250 / 255))
+    assert summary["classes"]["b"]["threshold"] == pytest.approx(1 - 1e-6 ** (100 / 255))
     assert (tmp_path / "out" / "annotate_next.txt").read_text() == "f.png\n"
     assert json.loads((tmp_path / "out" / "selection.json").read_text())["frames"] == 1
 

@@ -16,6 +16,7 @@ from rich.progress import track
 
 from segloop.datasets import Sample, read_image
 from segloop.imageio import write_png
+from training.confidence_levels import confidence_levels
 from training.data import to_tensor
 from training.evaluation import sliding_window_mean
 from training.models import ErrorLocalizationNetwork, SegmentationModel, eln_inputs
@@ -54,7 +55,7 @@ def predict_frames(
         probs, confidence = maps[:, :-1], maps[:, -1]
         label = probs.argmax(dim=1)
         write_png(targets[0], label[0].cpu().numpy().astype(np.uint8))
-        write_png(targets[1], (confidence[0] * 255).round().cpu().numpy().astype(np.uint8))
+        write_png(targets[1], confidence_levels(confidence[0]).cpu().numpy())
         if eln is not None:
             reliability = torch.sigmoid(eln(eln_inputs(x, probs)))[0, 0]
             write_png(targets[2], (reliability * 255).round().cpu().numpy().astype(np.uint8))
