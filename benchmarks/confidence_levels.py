@@ -26,7 +26,7 @@ from rich.progress import track
 from segloop.confidence_levels import encode_confidence
 from segloop.datasets import read_image, read_mask
 from segloop.params import load_params
-from segloop.pool_selection import labeled_histogram
+from segloop.pool_selection import BINS, labeled_histogram, level_position
 from segloop.selection import (
     ConfidenceHistogram,
     class_prior,
@@ -78,9 +78,10 @@ def main() -> None:
     print("| confidence map | share of pixels at level 255 | ELN mask | precision | coverage |")
     print("| --- | --- | --- | --- | --- |")
     for name, encode in ENCODINGS.items():
-        positions = [(encode(c).astype(np.float32) + 0.5) / 256 for _, c, _, _ in frames]
-        top = np.mean([(p > 255 / 256).mean() for p in positions])
-        hist = ConfidenceHistogram(taxonomy.num_classes, 256)
+        levels = [encode(c) for _, c, _, _ in frames]
+        top = np.mean([(level == 255).mean() for level in levels])
+        positions = [level_position(level) for level in levels]
+        hist = ConfidenceHistogram(taxonomy.num_classes, BINS)
         for (label, *_), position in zip(frames, positions, strict=True):
             hist.update(label, position)
         selection = dars_thresholds(hist, prior, args.alpha)

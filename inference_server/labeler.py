@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from inference_server.backends.base import LabelerBackend, LabelMaps
+from inference_server.backends.base import RELIABLE_LEVEL, LabelerBackend, LabelMaps
 from inference_server.decode import JOB_DONE, Decoded, DecodeJob, FrameTask, start_workers
 from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
@@ -40,7 +40,6 @@ from segloop.imageio import colour_overlay, write_png
 from segloop.params import LabelParams
 
 MAPS = ("label", "confidence", "reliability")
-RELIABLE_LEVEL = 128  # reliability >= 0.5 after the graph's round(255 * p)
 
 
 @dataclass

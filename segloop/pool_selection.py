@@ -45,7 +45,7 @@ def _read_gray(path: Path) -> np.ndarray:
     return image
 
 
-def _level_position(stored: np.ndarray) -> np.ndarray:
+def level_position(stored: np.ndarray) -> np.ndarray:
     """uint8 level v -> the centre of histogram bin v. DARS needs only the order of
     confidences, and levels keep it, so the histograms count levels; confidences are decoded
     only where they are reported."""
@@ -132,7 +132,7 @@ def select_pool(
     for pred in track(
         predictions, total=len(keys), description="pass 1: histograms", transient=True
     ):
-        hist.update(pred.label, _level_position(pred.levels))
+        hist.update(pred.label, level_position(pred.levels))
     selection = dars_thresholds(hist, prior, params.alpha)
 
     def select_frame(index: int) -> FrameOutcome:
@@ -141,7 +141,7 @@ def select_pool(
         rng = np.random.default_rng([params.seed, index])
         pseudo = select_pseudo_label(
             pred.label,
-            _level_position(pred.levels),
+            level_position(pred.levels),
             pred.reliability,
             selection,
             rng,

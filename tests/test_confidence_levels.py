@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from segloop.confidence_levels import decode_confidence, encode_confidence
+from segloop.pool_selection import BINS, level_position
 from segloop.selection import ConfidenceHistogram, apply_dars, dars_thresholds
 from training.confidence_levels import confidence_levels
 
@@ -42,8 +43,8 @@ def test_dars_ranks_confidences_the_linear_level_tied() -> None:
     confidence[:2] = 0.999999
     assert len(set(np.round(255 * confidence).ravel())) == 1
     levels = encode_confidence(confidence)
-    position = (levels.astype(np.float32) + 0.5) / 256  # as segloop select bins them
-    hist = ConfidenceHistogram(1, 256)
+    position = level_position(levels)  # as segloop select bins them
+    hist = ConfidenceHistogram(1, BINS)
     hist.update(label, position)
     selection = dars_thresholds(hist, np.array([1.0]), alpha=0.5)
     kept = apply_dars(label, position, selection, np.random.default_rng(0)) != 255

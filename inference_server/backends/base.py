@@ -9,11 +9,14 @@ import numpy as np
 
 from inference_server.metadata import ExportMetadata
 
+RELIABLE_LEVEL = 128  # reliability >= 0.5 after the graph's round(255 * p)
+
 
 @dataclass(frozen=True)
 class LabelMaps:
     """Compact per-pixel outputs of the fused labeler for a batch (N x H x W, uint8 each):
-    trainId label, ``round(255 * max class probability)`` and, when the export has an ELN,
+    trainId label, the confidence level of the winning class
+    (:mod:`segloop.confidence_levels`) and, when the export has an ELN,
     ``round(255 * P(label is right))``."""
 
     label: np.ndarray

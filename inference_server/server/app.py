@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from inference_server.backends import open_labeler
+from inference_server.backends.base import RELIABLE_LEVEL
 from inference_server.frames import fit_frame, restore_map
 from inference_server.metadata import ExportMetadata, read_metadata
 from inference_server.server.batcher import MicroBatcher, Overloaded
@@ -172,7 +173,7 @@ def create_app(export_dir: Path, params: ServeParams) -> Starlette:
             "mean_confidence": float(decode_confidence(maps["confidence"]).mean()),
             "reliable_fraction": None
             if "reliability" not in maps
-            else float((maps["reliability"] >= 128).mean()),
+            else float((maps["reliability"] >= RELIABLE_LEVEL).mean()),
             "maps": {name: base64.b64encode(_png(maps[name])).decode() for name in wanted},
             "latency_ms": round(1000 * (time.perf_counter() - start), 3),
         }
