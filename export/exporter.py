@@ -23,14 +23,10 @@ from export.graphs import MEAN, STD, LabelerGraph, TeacherGraph
 from export.onnx_export import EXPORTER, export_onnx
 from export.parity import enforce_parity, measure_parity
 from inference_server.frames import fit_frame
-from inference_server.metadata import (
-    ExportMetadata,
-    GraphInfo,
-    file_sha256,
-    write_metadata,
-)
+from inference_server.metadata import ExportMetadata, GraphInfo, write_metadata
 from segloop.datasets import read_image
 from segloop.errors import SegloopError
+from segloop.fingerprint import file_sha256
 from segloop.params import Params, export_input_size
 from segloop.splits import split_samples
 from segloop.taxonomy import IGNORE_INDEX

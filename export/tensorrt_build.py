@@ -15,7 +15,6 @@ import os
 import shutil
 from pathlib import Path
 
-from inference_server.metadata import file_sha256
 from inference_server.tensorrt_runtime import (
     ShapeProfile,
     current_identity,
@@ -24,6 +23,7 @@ from inference_server.tensorrt_runtime import (
     write_engine_sidecar,
 )
 from segloop.errors import SegloopError
+from segloop.fingerprint import file_sha256
 
 TIMING_CACHE = "timing.cache"
 

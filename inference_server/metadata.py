@@ -7,7 +7,6 @@ input size and the hashes that make outputs traceable to the weights that produc
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from segloop.errors import SegloopError
+from segloop.fingerprint import file_sha256
 
 METADATA_FILE = "metadata.json"
 GRAPH_NAMES = ("teacher", "eln", "labeler")
@@ -69,14 +69,6 @@ class ExportMetadata(BaseModel):
     def engine_hash(self) -> str:
         """Identifies the labeling engine: the labeler graph's hash (which covers the weights)."""
         return self.graphs["labeler"].sha256[:16]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_metadata(directory: Path, metadata: ExportMetadata) -> Path:

@@ -25,6 +25,8 @@ import numpy as np
 FLOOR = 1e-6  # 1 - c at and below which the level is 255
 LEVELS = 255
 LOG_FLOOR = math.log(FLOOR)
+# Names this encoding where stored maps record how they were written (segloop predict's stamp).
+ENCODING = f"uint8 levels linear in -ln(1 - c), floor {FLOOR:g}"
 
 
 def encode_confidence(confidence: np.ndarray) -> np.ndarray:

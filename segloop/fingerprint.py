@@ -22,6 +22,15 @@ BOOKKEEPING = (
 )
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _hash_path(digest: hashlib._Hash, path: Path) -> None:
     if path.is_file():
         digest.update(path.name.encode())

@@ -213,7 +213,7 @@ def test_outputs_of_another_engine_are_stale_and_relabeled(
 ) -> None:
     import onnx
 
-    from inference_server.metadata import file_sha256
+    from segloop.fingerprint import file_sha256
 
     _images(tmp_path / "in", 3)
     out = tmp_path / "out"

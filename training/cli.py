@@ -95,7 +95,7 @@ def predict(
     from segloop.splits import split_samples
     from training.checkpoint import load_for_inference
     from training.host import configure_host
-    from training.predict import predict_frames
+    from training.predict import claim_folder, predict_frames, predictor_stamp
     from training.trainer import resolve_device
 
     params = params_from_cli(params_path, overrides)
@@ -105,9 +105,13 @@ def predict(
     model, _, eln = load_for_inference(path, device)
     samples = split_samples(params.data, split, with_masks=False)
     out = params.selection.predictions
-    written = predict_frames(
-        model, eln, samples, out, device, eval_window(params), params.eval.overlap
-    )
+    window = eval_window(params)
+    if claim_folder(out, predictor_stamp(path, window, params.eval.overlap)):
+        console.print(
+            f"[yellow]{out}: removed maps made by another checkpoint, confidence encoding "
+            "or window; predicting every frame again"
+        )
+    written = predict_frames(model, eln, samples, out, device, window, params.eval.overlap)
     console.print(
         f"predicted {written} of {len(samples)} frames -> {out}"
         + ("" if eln is not None else " (no ELN in the checkpoint: no reliability)")

@@ -1,20 +1,31 @@
 """Predict a split with a checkpoint (teacher, plus its ELN when the checkpoint has one) and
 write ``label/``, ``confidence/`` and ``reliability/`` PNGs per frame (``segloop predict``):
-the input of ``segloop select``. Frames whose three outputs exist are skipped, so a rerun
-resumes."""
+the input of ``segloop select``.
+
+A rerun resumes: frames whose maps exist are skipped. What the maps depend on (the
+checkpoint's bytes, the confidence encoding, the sliding window) is stamped in
+``predictor.json`` beside them; where the stamp differs, or maps exist with no stamp (written
+before stamps, when confidences were ``round(255 c)``), the old maps are removed first, so a
+folder never mixes two checkpoints or two encodings."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import track
 
+from segloop.confidence_levels import ENCODING
 from segloop.datasets import Sample, read_image
+from segloop.fingerprint import file_sha256
 from segloop.imageio import write_png
 from training.confidence_levels import confidence_levels
 from training.data import to_tensor
@@ -22,6 +33,38 @@ from training.evaluation import sliding_window_mean
 from training.models import ErrorLocalizationNetwork, SegmentationModel, eln_inputs
 
 OUTPUTS = ("label", "confidence", "reliability")
+STAMP_FILE = "predictor.json"
+
+
+def predictor_stamp(checkpoint: Path, window: tuple[int, int], overlap: float) -> dict[str, Any]:
+    """What a predictions folder's maps depend on, as JSON-ready values."""
+    return {
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "confidence_encoding": ENCODING,
+        "window": list(window),
+        "overlap": overlap,
+    }
+
+
+def claim_folder(out: Path, stamp: dict[str, Any]) -> bool:
+    """Make ``out`` hold only maps made under ``stamp``, and stamp it. Returns True when maps
+    of another stamp (or of none) were removed. The maps go before the new stamp is written,
+    so a crash in between leaves either the old stamp (removed again on rerun) or no maps."""
+    stamp_path = out / STAMP_FILE
+    try:
+        previous = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):  # no stamp, or an unreadable one: nothing vouches for maps
+        previous = None
+    if previous == stamp:
+        return False
+    stale = [out / name for name in OUTPUTS if (out / name).is_dir()]
+    for folder in stale:
+        shutil.rmtree(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = stamp_path.with_name(f".{STAMP_FILE}.tmp")
+    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
+    os.replace(tmp, stamp_path)
+    return bool(stale)
 
 
 def probs_and_confidence(model: SegmentationModel, image: torch.Tensor) -> torch.Tensor:
@@ -43,7 +86,8 @@ def predict_frames(
     window: tuple[int, int],
     overlap: float,
 ) -> int:
-    """Write the three maps for every sample not already done; returns frames written."""
+    """Write the three maps for every sample not already done; returns frames written.
+    Call :func:`claim_folder` on ``out`` first."""
     model.eval()
     written = 0
     for sample in track(samples, description="predicting", transient=True):
