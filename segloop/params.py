@@ -155,6 +155,15 @@ class ModelParams(StrictModel):
     eln: ELNParams = ELNParams()
 
 
+class RareClassSamplingParams(StrictModel):
+    """DAFormer's rare-class sampling of labeled frames (training/rare_class_sampling.py)."""
+
+    enabled: bool = False
+    temperature: float = Field(0.01, gt=0)  # T of P(c) = softmax((1 - f_c) / T)
+    min_pixels: int = Field(32, ge=0)  # a frame holds class c above this many pixels
+    min_crop_ratio: float = Field(0.5, ge=0)  # recrop until c has > ratio * min_pixels
+
+
 class TrainParams(StrictModel):
     out_dir: Path = Path("runs/baseline")
     # "split": the labeled split; "full": every train frame with its ground truth (the
@@ -174,6 +183,7 @@ class TrainParams(StrictModel):
     scale: tuple[float, float] = (0.75, 1.5)
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1)
+    rare_class_sampling: RareClassSamplingParams = RareClassSamplingParams()
     checkpoint_every: int = Field(200, ge=1)
     eval_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)

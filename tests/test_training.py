@@ -56,12 +56,24 @@ def _with(params: Params, **train: object) -> Params:
     return params.model_copy(update={"train": params.train.model_copy(update=train)})
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data: Params) -> None:
+@pytest.mark.parametrize("rare_classes", [False, True], ids=["uniform", "rare-class sampling"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
+    tiny_data: Params, rare_classes: bool
+) -> None:
     root = tiny_data.train.out_dir
-    common = {"steps": 8, "checkpoint_every": 4, "eval_every": 100, "log_every": 1}
+    rcs = tiny_data.train.rare_class_sampling.model_copy(update={"enabled": rare_classes})
+    common = {
+        "steps": 8,
+        "checkpoint_every": 4,
+        "eval_every": 100,
+        "log_every": 1,
+        "rare_class_sampling": rcs,
+    }
     Trainer(_with(tiny_data, out_dir=root / "straight", **common)).run()
     interrupted = _with(tiny_data, out_dir=root / "resumed", **common)
-    first = Trainer(interrupted).run(stop_at=4)
+    trainer = Trainer(interrupted)
+    assert (trainer.rare_classes is not None) is rare_classes
+    first = trainer.run(stop_at=4)
     assert (first.steps, first.start_step) == (4, 0)
     assert not (root / "resumed" / "metrics.json").exists()
     second = Trainer(interrupted).run()

@@ -21,6 +21,7 @@ from segloop.datasets import Sample, read_image, read_mask, read_pair
 from segloop.errors import DataError
 from segloop.params import TrainParams
 from segloop.taxonomy import Taxonomy
+from training.rare_class_sampling import CROP_TRIES
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -76,6 +77,10 @@ class LabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     ``on_bad_file="skip"`` leaves unreadable or inconsistent pairs out and records them in
     ``skipped``; ``"error"`` raises the first :class:`DataError`.
+
+    Items are (index, augmentation seed), or (index, seed, class) from rare-class sampling:
+    then the transform is redrawn with seeds ``seed + 1, ...`` (``CROP_TRIES`` draws in all)
+    until the crop holds more than ``min_crop_pixels`` pixels of the class.
     """
 
     def __init__(
@@ -84,8 +89,10 @@ class LabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         taxonomy: Taxonomy,
         transform: A.Compose | None,
         on_bad_file: str = "error",
+        min_crop_pixels: float = 0.0,
     ) -> None:
         self.transform = transform
+        self.min_crop_pixels = min_crop_pixels
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self.keys: list[str] = []
         self.skipped: dict[str, str] = {}
@@ -106,12 +113,16 @@ class LabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item
+    def __getitem__(self, item: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item[0], item[1]
+        wanted = item[2] if len(item) > 2 else None
         image, mask = self.pairs[index]
         if self.transform is not None:
-            self.transform.set_random_seed(seed)
-            out = self.transform(image=image, mask=mask)
+            for attempt in range(1 if wanted is None else CROP_TRIES):
+                self.transform.set_random_seed(seed + attempt)
+                out = self.transform(image=image, mask=mask)
+                if wanted is None or np.count_nonzero(out["mask"] == wanted) > self.min_crop_pixels:
+                    break
             image, mask = out["image"], out["mask"]
         return to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask)).long()
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
@@ -60,6 +60,7 @@ from training.pseudo_quality import (
     quality,
     quality_over_history,
 )
+from training.rare_class_sampling import RareClassPlan, RareClassSampler, frame_class_counts
 from training.schedule import poly_lr
 from training.semi_supervised import StepObjective
 
@@ -136,7 +137,15 @@ class Trainer:
             samples += split_samples(params.data, "unlabeled", with_masks=True)
         transform = train_transform(t)
         on_bad = params.data.on_bad_file
-        self.dataset = LabeledFrames(samples, self.taxonomy, transform, on_bad)
+        rcs = t.rare_class_sampling
+        self.dataset = LabeledFrames(
+            samples,
+            self.taxonomy,
+            transform,
+            on_bad,
+            rcs.min_crop_ratio * rcs.min_pixels if rcs.enabled else 0.0,
+        )
+        self.rare_classes = self._rare_class_plan() if rcs.enabled else None
         pool = []
         if m.pseudo_labels is not None or m.unlabeled:
             pool = split_samples(params.data, "unlabeled", with_masks=False)
@@ -183,6 +192,28 @@ class Trainer:
         self.precise_bn: dict[str, Any] | None = None  # its outcome, once training has ended
         self.fingerprint = run_fingerprint(params)
         self._resume()
+
+    def _rare_class_plan(self) -> RareClassPlan:
+        """Rare-class sampling's classes and probabilities over the labeled frames, shown."""
+        rcs = self.params.train.rare_class_sampling
+        counts = frame_class_counts(
+            [mask for _, mask in self.dataset.pairs], self.taxonomy.num_classes
+        )
+        try:
+            plan = RareClassPlan(counts, rcs.temperature, rcs.min_pixels)
+        except ValueError as exc:
+            raise SegloopError(str(exc)) from None
+        names = self.taxonomy.classes
+        order = np.argsort(-plan.probabilities, kind="stable")
+        shown = ", ".join(f"{names[plan.classes[k]]} {plan.probabilities[k]:.3f}" for k in order)
+        _console.print(f"rare-class sampling: P(class) {shown}")
+        if plan.left_out.size:
+            _console.print(
+                "[yellow]warning:[/] rare-class sampling leaves out "
+                + ", ".join(names[c] for c in plan.left_out)
+                + f" (no labeled frame holds more than {rcs.min_pixels} pixels)"
+            )
+        return plan
 
     def _warm_start(self, path: Path) -> None:
         """Start from another run's weights (the supervised round): student, teacher, ELN."""
@@ -319,8 +350,7 @@ class Trainer:
         pseudo_batch = round(t.batch_size * m.pseudo_fraction) if self.pseudo is not None else 0
         pseudo_batch = min(pseudo_batch, t.batch_size - 1)
 
-        def loader(dataset: Any, batch: int, seed: int) -> Iterator[Any]:
-            sampler = StepSampler(len(dataset), batch, seed, t.steps, self.step)
+        def loader(dataset: Any, sampler: Sampler[Any]) -> Iterator[Any]:
             return iter(
                 DataLoader(
                     dataset,
@@ -331,11 +361,23 @@ class Trainer:
                 )
             )
 
-        labeled = loader(self.dataset, t.batch_size - pseudo_batch, t.seed)
-        pseudo = loader(self.pseudo, pseudo_batch, t.seed + 1) if pseudo_batch > 0 else None
+        def steps(dataset: Any, batch: int, seed: int) -> StepSampler:
+            return StepSampler(len(dataset), batch, seed, t.steps, self.step)
+
+        labeled_batch = t.batch_size - pseudo_batch
+        labeled = loader(
+            self.dataset,
+            steps(self.dataset, labeled_batch, t.seed)
+            if self.rare_classes is None
+            else RareClassSampler(self.rare_classes, labeled_batch, t.seed, t.steps, self.step),
+        )
+        pseudo = None
+        if self.pseudo is not None and pseudo_batch > 0:
+            pseudo = loader(self.pseudo, steps(self.pseudo, pseudo_batch, t.seed + 1))
         unlabeled = None
         if self.unlabeled is not None:
-            unlabeled = loader(self.unlabeled, self.params.methods.unlabeled_batch_size, t.seed + 2)
+            batch = self.params.methods.unlabeled_batch_size
+            unlabeled = loader(self.unlabeled, steps(self.unlabeled, batch, t.seed + 2))
         return labeled, pseudo, unlabeled
 
     def run(self, stop_at: int | None = None) -> TrainResult:
