@@ -184,6 +184,9 @@ class TrainParams(StrictModel):
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1)
     rare_class_sampling: RareClassSamplingParams = RareClassSamplingParams()
+    # Supervised pixel weights n_c^-p over the batch's labeled pixels (0: off, every pixel 1;
+    # 0.5: 1/sqrt of the class's pixel count; 1: every class present weighs the same).
+    class_balance: float = Field(0.0, ge=0, le=1)
     checkpoint_every: int = Field(200, ge=1)
     eval_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
