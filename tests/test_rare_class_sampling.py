@@ -13,9 +13,8 @@ import pytest
 from segloop.datasets import Sample
 from segloop.imageio import write_png
 from segloop.taxonomy import CITYSCAPES, IGNORE_INDEX
-from training.data import LabeledFrames
+from training.data import CROP_TRIES, LabeledFrames
 from training.rare_class_sampling import (
-    CROP_TRIES,
     RareClassPlan,
     RareClassSampler,
     class_probabilities,

@@ -21,11 +21,11 @@ from segloop.datasets import Sample, read_image, read_mask, read_pair
 from segloop.errors import DataError
 from segloop.params import TrainParams
 from segloop.taxonomy import Taxonomy
-from training.rare_class_sampling import CROP_TRIES
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
 
+CROP_TRIES = 10  # crop draws toward a rare-class sampler's class (DAFormer's retries)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -127,15 +127,34 @@ class LabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask)).long()
 
 
-class StepSampler(Sampler[list[tuple[int, int]]]):
-    """Yields, for steps ``start..steps-1``, a batch of (frame index, augmentation seed)."""
+class StepBatches(Sampler[list[tuple[int, ...]]]):
+    """Yields ``batch(step)`` for steps ``start..steps-1``; a batch is a pure function of
+    (seed, step), so a resumed run draws what an uninterrupted one draws."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, steps: int, start: int = 0):
-        self.size, self.batch_size, self.seed = size, batch_size, seed
+    def __init__(self, batch_size: int, seed: int, steps: int, start: int = 0) -> None:
+        self.batch_size, self.seed = batch_size, seed
         self.steps, self.start = steps, start
 
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        out = []
+    def batch(self, step: int) -> list[tuple[int, ...]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[tuple[int, ...]]]:
+        for step in range(self.start, self.steps):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+
+class StepSampler(StepBatches):
+    """Batches of (frame index, augmentation seed): each frame once per seeded epoch."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, steps: int, start: int = 0):
+        super().__init__(batch_size, seed, steps, start)
+        self.size = size
+
+    def batch(self, step: int) -> list[tuple[int, ...]]:
+        out: list[tuple[int, ...]] = []
         for j in range(self.batch_size):
             position = step * self.batch_size + j
             epoch, offset = divmod(position, self.size)
@@ -143,13 +162,6 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
             aug_seed = int(np.random.default_rng([self.seed, step, j]).integers(2**31))
             out.append((int(perm[offset]), aug_seed))
         return out
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for step in range(self.start, self.steps):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return self.steps - self.start
 
 
 class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):

@@ -7,8 +7,9 @@ Each labeled item of a batch first draws a class ``c`` with
 
 where ``f_c`` is class c's share of the labeled pixels and ``T`` the temperature, then a
 frame uniformly among those holding more than ``min_pixels`` pixels of ``c`` (Eq. 6), then
-crops it: the random crop is redrawn, up to ``CROP_TRIES`` times in all, until it holds more
-than ``min_crop_ratio * min_pixels`` pixels of ``c`` (the last draw is kept otherwise).
+crops it: the random crop is redrawn, up to ``training.data.CROP_TRIES`` times in all,
+until it holds more than ``min_crop_ratio * min_pixels`` pixels of ``c`` (the last draw is
+kept otherwise).
 
 Choices where the paper is silent, following the authors' code (``uda_dataset.py``):
 classes enter the softmax only if at least one frame holds them above ``min_pixels`` (the
@@ -18,20 +19,18 @@ Cityscapes crops; for the embedded 128x256 frames 3000/16 = 187 would leave traf
 and signs out (no labeled frame holds more than 200 / 300 pixels of them), so the default is
 32 (params.yaml).
 
-Like :class:`training.data.StepSampler`, the batch of step ``t`` is a pure function of
-(seed, t), so a resumed run draws the batches an uninterrupted one draws.
+Like :class:`training.data.StepSampler`, the sampler is a
+:class:`training.data.StepBatches`: a resumed run draws what an uninterrupted one draws.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
 
 from segloop.taxonomy import IGNORE_INDEX
-
-CROP_TRIES = 10  # DAFormer's crop retries for the sampled class
+from training.data import StepBatches
 
 
 def frame_class_counts(masks: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
@@ -72,27 +71,20 @@ class RareClassPlan:
         return int(frames[rng.integers(len(frames))]), int(self.classes[k])
 
 
-class RareClassSampler(Sampler[list[tuple[int, int, int]]]):
-    """Yields, for steps ``start..steps-1``, a batch of (frame index, augmentation seed,
-    sampled class); :class:`training.data.LabeledFrames` recrops toward the class."""
+class RareClassSampler(StepBatches):
+    """Batches of (frame index, augmentation seed, drawn class);
+    :class:`training.data.LabeledFrames` recrops toward the class."""
 
     def __init__(
         self, plan: RareClassPlan, batch_size: int, seed: int, steps: int, start: int = 0
     ) -> None:
-        self.plan, self.batch_size, self.seed = plan, batch_size, seed
-        self.steps, self.start = steps, start
+        super().__init__(batch_size, seed, steps, start)
+        self.plan = plan
 
-    def batch(self, step: int) -> list[tuple[int, int, int]]:
-        out = []
+    def batch(self, step: int) -> list[tuple[int, ...]]:
+        out: list[tuple[int, ...]] = []
         for j in range(self.batch_size):
             rng = np.random.default_rng([self.seed, step, j])
             index, cls = self.plan.draw(rng)
             out.append((index, int(rng.integers(2**31)), cls))
         return out
-
-    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
-        for step in range(self.start, self.steps):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return self.steps - self.start

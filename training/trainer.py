@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
@@ -42,6 +42,7 @@ from training.checkpoint import (
 )
 from training.data import (
     LabeledFrames,
+    StepBatches,
     StepSampler,
     UnlabeledFrames,
     pseudo_labeled_samples,
@@ -350,7 +351,7 @@ class Trainer:
         pseudo_batch = round(t.batch_size * m.pseudo_fraction) if self.pseudo is not None else 0
         pseudo_batch = min(pseudo_batch, t.batch_size - 1)
 
-        def loader(dataset: Any, sampler: Sampler[Any]) -> Iterator[Any]:
+        def loader(dataset: Any, sampler: StepBatches) -> Iterator[Any]:
             return iter(
                 DataLoader(
                     dataset,
