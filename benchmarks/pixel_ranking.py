@@ -1,0 +1,93 @@
+"""Diagnostic: how well the online pseudo-label filters rank a model's pixels.
+
+U2PL's partition keeps the pixels of lowest entropy (of the softmax over the head's class
+scores); the confidence threshold keeps those of highest confidence (the softmax maximum, or
+for the ECOC head the mean bit confidence ``mean_k sigmoid(|z_k|)``). Both end up keeping a
+share of the pixels; what decides the pseudo-labels' quality is how well each ranks right
+pixels above wrong ones. For every ``--every``-th pool frame (whole frame, eval mode), this
+ranks all pixels by each score and prints the share of correct pixels among the top
+``--coverage`` fractions, against the pool's hidden ground truth, plus how many pixels sit at
+the score's extreme (ties that rank at random).
+
+    python benchmarks/pixel_ranking.py runs/ablation/warm/ecoc/seed0/best.pt
+
+Run from a checkout whose ``params.yaml`` points at the data the checkpoint was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from segloop.datasets import read_image, read_mask
+from segloop.params import load_params
+from segloop.splits import split_samples
+from segloop.taxonomy import IGNORE_INDEX
+from training.checkpoint import load_for_inference
+from training.data import to_tensor
+from training.methods.u2pl import entropy
+from training.models.heads import EcocHead
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--every", type=int, default=20, help="use every N-th pool frame")
+    parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.8, 0.84, 0.9])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = load_params("params.yaml")
+    model, taxonomy, _ = load_for_inference(args.checkpoint, torch.device("cpu"))
+    model.eval()
+    ecoc = isinstance(model.head, EcocHead)
+    samples = split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
+    scores: dict[str, list[np.ndarray]] = {"low entropy": [], "high confidence": []}
+    correct: list[np.ndarray] = []
+    with torch.no_grad():
+        for sample in track(samples, description="ranking", transient=True):
+            assert sample.mask is not None
+            x = to_tensor(read_image(sample.image))[None]
+            raw = model.forward_parts(x).raw
+            raw_up = F.interpolate(raw, size=x.shape[2:], mode="bilinear", align_corners=False)
+            probs = F.softmax(model.head.class_scores(raw_up).float(), dim=1)
+            if ecoc:
+                confidence = torch.sigmoid(raw_up.float().abs()).mean(dim=1)
+            else:
+                confidence = probs.amax(dim=1)
+            truth = read_mask(sample.mask, taxonomy)
+            valid = truth != IGNORE_INDEX
+            scores["low entropy"].append(-entropy(probs)[0].numpy()[valid])
+            scores["high confidence"].append(confidence[0].numpy()[valid])
+            correct.append((probs.argmax(dim=1)[0].numpy() == truth)[valid])
+    right = np.concatenate(correct)
+    name = "mean bit confidence" if ecoc else "softmax maximum"
+    table = Table(
+        title=f"{args.checkpoint}: {len(samples)} pool frames, {right.size} pixels, "
+        f"{100 * right.mean():.2f}% correct"
+    )
+    table.add_column("ranked by")
+    for c in args.coverage:
+        table.add_column(f"top {100 * c:g}% correct", justify="right")
+    table.add_column("pixels at the extreme value", justify="right")
+    for label, parts in scores.items():
+        values = np.concatenate(parts)
+        # stable sort with a random tie order: ties rank at random, as a percentile cut would
+        rng = np.random.default_rng(0)
+        order = np.lexsort((rng.random(values.size), -values))
+        cells = [f"{100 * right[order[: int(c * values.size)]].mean():.2f}%" for c in args.coverage]
+        extreme = np.mean(values == values.max())
+        shown = f"{label} ({name})" if label == "high confidence" else label
+        table.add_row(shown, *cells, f"{100 * extreme:.1f}%")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
