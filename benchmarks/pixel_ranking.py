@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -34,6 +33,8 @@ from training.checkpoint import load_for_inference
 from training.data import to_tensor
 from training.methods.u2pl import entropy
 from training.models.heads import EcocHead
+from training.objectives import HeadObjective
+from training.semi_supervised import upsample
 
 
 def main() -> None:
@@ -48,6 +49,12 @@ def main() -> None:
     model, taxonomy, _ = load_for_inference(args.checkpoint, torch.device("cpu"))
     model.eval()
     ecoc = isinstance(model.head, EcocHead)
+    # the trainer's own probabilities and confidence, for the checkpoint's head
+    head_kind = "ecoc" if ecoc else "softmax"
+    head_params = params.model_copy(
+        update={"model": params.model.model_copy(update={"head": head_kind})}
+    )
+    objective = HeadObjective(model, head_params)
     samples = split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
     scores: dict[str, list[np.ndarray]] = {"low entropy": [], "high confidence": []}
     correct: list[np.ndarray] = []
@@ -55,13 +62,9 @@ def main() -> None:
         for sample in track(samples, description="ranking", transient=True):
             assert sample.mask is not None
             x = to_tensor(read_image(sample.image))[None]
-            raw = model.forward_parts(x).raw
-            raw_up = F.interpolate(raw, size=x.shape[2:], mode="bilinear", align_corners=False)
-            probs = F.softmax(model.head.class_scores(raw_up).float(), dim=1)
-            if ecoc:
-                confidence = torch.sigmoid(raw_up.float().abs()).mean(dim=1)
-            else:
-                confidence = probs.amax(dim=1)
+            raw_up = upsample(model.forward_parts(x).raw, x.shape[2:])
+            probs = objective.probabilities(raw_up)
+            confidence = objective.confidence(raw_up, probs)
             truth = read_mask(sample.mask, taxonomy)
             valid = truth != IGNORE_INDEX
             scores["low entropy"].append(-entropy(probs)[0].numpy()[valid])
