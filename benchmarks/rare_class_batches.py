@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from segloop.params import load_params
+from segloop.pool_selection import frame_class_counts, labeled_histogram
 from segloop.splits import split_samples
 from training.data import LabeledFrames, StepSampler, train_transform
-from training.rare_class_sampling import RareClassPlan, RareClassSampler, frame_class_counts
+from training.rare_class_sampling import RareClassPlan, RareClassSampler
 
 
 def pixel_shares(
@@ -31,7 +32,7 @@ def pixel_shares(
 ) -> np.ndarray:
     """Each class's share of the labeled pixels over all crops of ``batches``."""
     masks = [frames[item][1].numpy() for batch in batches for item in batch]
-    counts = frame_class_counts(masks, num_classes).sum(axis=0)
+    counts = labeled_histogram(masks, num_classes)
     return counts / counts.sum()
 
 

@@ -13,6 +13,7 @@ reliability was predicted).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,17 @@ def read_prediction(folder: Path, key: str, with_reliability: bool) -> PoolPredi
     return PoolPrediction(label, levels, reliability)
 
 
-def labeled_histogram(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for mask in masks:
-        counts += np.bincount(mask[mask != IGNORE_INDEX], minlength=num_classes)[:num_classes]
+def frame_class_counts(masks: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
+    """N x C int64: pixels of each class in each mask (ignored pixels not counted)."""
+    counts = np.zeros((len(masks), num_classes), dtype=np.int64)
+    for i, mask in enumerate(masks):
+        counts[i] = np.bincount(mask[mask != IGNORE_INDEX], minlength=num_classes)[:num_classes]
     return counts
+
+
+def labeled_histogram(masks: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
+    """Pixels of each class over all masks."""
+    return frame_class_counts(masks, num_classes).sum(axis=0)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,10 @@ import pytest
 
 from segloop.datasets import Sample
 from segloop.imageio import write_png
+from segloop.pool_selection import frame_class_counts
 from segloop.taxonomy import CITYSCAPES, IGNORE_INDEX
 from training.data import CROP_TRIES, LabeledFrames
-from training.rare_class_sampling import (
-    RareClassPlan,
-    RareClassSampler,
-    class_probabilities,
-    frame_class_counts,
-)
+from training.rare_class_sampling import RareClassPlan, RareClassSampler, class_probabilities
 
 
 def test_frame_class_counts_skip_ignored_pixels() -> None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segloop.params import Params
+from segloop.pool_selection import labeled_histogram
 from training.aux_decoder_activity import ELN_AUX_ACTIVE, ELN_MAIN_CE
 from training.methods.des4 import unbiased_ce, update_prototypes
 from training.methods.eln import (
@@ -31,7 +32,6 @@ from training.methods.u2pl import U2PLContrast, entropy, entropy_partition, unre
 from training.models import SegmentationModel, build_eln, eln_inputs
 from training.models.deeplab import DeepLabV3PlusDecoder
 from training.models.heads import PrototypeHead, SoftmaxHead
-from training.rare_class_sampling import frame_class_counts
 
 
 def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -264,7 +264,7 @@ class DeS4Component:
 
 def class_ratio_from_masks(masks: list[Any], num_classes: int) -> torch.Tensor:
     """``r_c = N_c / N_min`` over the labeled set (classes never seen get the largest ratio)."""
-    counts = frame_class_counts(masks, num_classes).sum(axis=0)
+    counts = labeled_histogram(masks, num_classes)
     present = counts[counts > 0]
     n_min = present.min() if present.size else 1
     ratio = np.where(counts > 0, counts / n_min, counts.max() / n_min if present.size else 1.0)

@@ -68,16 +68,15 @@ class HeadObjective:
 
     def supervised(self, raw_up: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = labels != IGNORE_INDEX
-        if self.class_balance > 0:
-            weights = class_balanced_weights(labels, self.class_balance)
-        else:
-            weights = valid.float()
+        balanced = self.class_balance > 0
         if self.kind != "ecoc":
             scores = self.model.head.class_scores(raw_up).float()
-            if self.class_balance == 0:
+            if not balanced:
                 return F.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX)
             pixel_ce = F.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX, reduction="none")
+            weights = class_balanced_weights(labels, self.class_balance)
             return (pixel_ce * weights).sum() / valid.sum().clamp_min(1)
+        weights = class_balanced_weights(labels, self.class_balance) if balanced else valid.float()
         safe = torch.where(valid, labels, torch.zeros_like(labels))
         return ecoc_loss(
             raw_up.float(),

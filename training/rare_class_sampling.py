@@ -25,20 +25,9 @@ Like :class:`training.data.StepSampler`, the sampler is a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from segloop.taxonomy import IGNORE_INDEX
 from training.data import StepBatches
-
-
-def frame_class_counts(masks: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
-    """N x C int64: pixels of each class in each mask (ignored pixels not counted)."""
-    counts = np.zeros((len(masks), num_classes), dtype=np.int64)
-    for i, mask in enumerate(masks):
-        counts[i] = np.bincount(mask[mask != IGNORE_INDEX], minlength=num_classes)[:num_classes]
-    return counts
 
 
 def class_probabilities(pixel_counts: np.ndarray, temperature: float) -> np.ndarray:

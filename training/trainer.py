@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
+from segloop.pool_selection import frame_class_counts
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
 from training.aux_decoder_activity import activity_over_history, idle_decoders_warning
@@ -61,7 +62,7 @@ from training.pseudo_quality import (
     quality,
     quality_over_history,
 )
-from training.rare_class_sampling import RareClassPlan, RareClassSampler, frame_class_counts
+from training.rare_class_sampling import RareClassPlan, RareClassSampler
 from training.schedule import poly_lr
 from training.semi_supervised import StepObjective
 
