@@ -11,7 +11,6 @@ are cached under a key of graph hash, precision, shape profile, TensorRT version
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from inference_server.tensorrt_runtime import (
     import_tensorrt,
     write_engine_sidecar,
 )
+from segloop.atomic_files import write_bytes_atomic
 from segloop.errors import SegloopError
 from segloop.fingerprint import file_sha256
 
@@ -46,9 +46,7 @@ def build_engine(
         return engine, False
     cache_dir.mkdir(parents=True, exist_ok=True)
     plan = _build(onnx_path, input_name, profile, workspace_gib, cache_dir / TIMING_CACHE)
-    tmp = engine.with_name(f".{engine.name}.tmp")
-    tmp.write_bytes(plan)
-    os.replace(tmp, engine)
+    write_bytes_atomic(engine, plan)
     write_engine_sidecar(engine, identity, precision, profile, graph)
     return engine, True
 

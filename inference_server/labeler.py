@@ -10,7 +10,6 @@ frame index and timestamp, output paths, engine hash, mean confidence, reliable 
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -35,6 +34,7 @@ from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
 from inference_server.metadata import ExportMetadata
 from inference_server.sources import Source, sampled_indices
+from segloop.atomic_files import write_json_atomic
 from segloop.confidence_levels import decode_confidence
 from segloop.imageio import colour_overlay, write_png
 from segloop.params import LabelParams
@@ -371,7 +371,7 @@ def write_summary(out: Path, summary: LabelSummary, extra: dict[str, Any]) -> Pa
         "error_examples": summary.error_examples,
         **extra,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(path, report)
     return path
 
 

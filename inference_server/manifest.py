@@ -17,6 +17,7 @@ from pathlib import Path
 from threading import Lock
 from typing import IO, Any
 
+from segloop.atomic_files import temporary_sibling
 from segloop.label_manifest import MANIFEST_FILE, parse_rows
 
 
@@ -58,7 +59,7 @@ class Manifest:
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp = temporary_sibling(self.path)
         with tmp.open("w") as handle:
             handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
             handle.flush()

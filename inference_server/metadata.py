@@ -7,12 +7,12 @@ input size and the hashes that make outputs traceable to the weights that produc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from segloop.atomic_files import write_json_atomic
 from segloop.errors import SegloopError
 from segloop.fingerprint import file_sha256
 
@@ -73,9 +73,7 @@ class ExportMetadata(BaseModel):
 
 def write_metadata(directory: Path, metadata: ExportMetadata) -> Path:
     path = directory / METADATA_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, metadata.model_dump(mode="json"))
     return path
 
 

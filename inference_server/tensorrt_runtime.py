@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from segloop.atomic_files import write_json_atomic
 from segloop.errors import SegloopError
 
 TRT_HINT = (
@@ -109,7 +110,7 @@ def write_engine_sidecar(
         "profile": asdict(profile),
         "graph_sha256": graph,
     }
-    engine.with_suffix(engine.suffix + ".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_json_atomic(engine.with_suffix(engine.suffix + ".json"), sidecar)
 
 
 def read_engine_sidecar(engine: Path) -> dict[str, Any]:

@@ -3,11 +3,12 @@ predictor, the selector, the labeler and the server."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from segloop.atomic_files import write_bytes_atomic
 
 
 def encode_png(array: np.ndarray, compression: int = 1, fast_filter: bool = False) -> bytes:
@@ -32,11 +33,7 @@ def write_png(
 ) -> None:
     """Write :func:`encode_png`'s bytes via a temporary file and rename, so readers never see
     half a file."""
-    encoded = encode_png(array, compression, fast_filter)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, encode_png(array, compression, fast_filter))
 
 
 def colour_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ reliability was predicted).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 from rich.progress import track
 
+from segloop.atomic_files import write_json_atomic
 from segloop.confidence_levels import decode_confidence
 from segloop.datasets import read_mask
 from segloop.errors import DataError
@@ -204,5 +204,5 @@ def select_pool(
             "precision": correct / max(kept_labeled, 1),
             "coverage": kept_labeled / max(labeled, 1),
         }
-    (report_dir / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(report_dir / "selection.json", summary)
     return summary

@@ -8,12 +8,12 @@ that made them, so a split is reproducible and self-describing.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from segloop.atomic_files import write_json_atomic
 from segloop.datasets import Layout, Sample, discover, sample_for_key
 from segloop.errors import DataError
 from segloop.params import DataParams
@@ -88,7 +88,7 @@ def write_split(split: Split, data: DataParams) -> Path:
         "labeled_conditions": data.split.labeled_conditions,
         "counts": {name: len(getattr(split, name)) for name in SPLIT_NAMES},
     }
-    (out / "split.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json_atomic(out / "split.json", meta)
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from segloop.atomic_files import temporary_sibling
 from segloop.errors import SegloopError
 from segloop.params import ModelParams
 from segloop.taxonomy import Taxonomy
@@ -19,7 +20,7 @@ from training.models import ErrorLocalizationNetwork, SegmentationModel, build_e
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write to a temporary file and rename, so a crash never leaves a torn checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_sibling(path)
     torch.save(state, tmp)
     os.replace(tmp, path)
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segloop.atomic_files import write_json_atomic
 from segloop.cli_options import ParamsOption, RoundOption, SetOption, params_from_cli
 
 console = Console()
@@ -55,8 +56,7 @@ def evaluate(
     path = checkpoint or params.eval.checkpoint or params.train.out_dir / "best.pt"
     report = evaluate_checkpoint(params, path)
     target = out or params.eval.out or params.train.out_dir / "eval.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(target, report)
     print_report(report, target)
     if round_name is not None:
         from training.round_stage import finish_round

@@ -11,7 +11,6 @@ folder never mixes two checkpoints or two encodings."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from functools import partial
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import track
 
+from segloop.atomic_files import write_json_atomic
 from segloop.confidence_levels import ENCODING
 from segloop.datasets import Sample, read_image
 from segloop.fingerprint import file_sha256
@@ -60,10 +60,7 @@ def claim_folder(out: Path, stamp: dict[str, Any]) -> bool:
     stale = [out / name for name in OUTPUTS if (out / name).is_dir()]
     for folder in stale:
         shutil.rmtree(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = stamp_path.with_name(f".{STAMP_FILE}.tmp")
-    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-    os.replace(tmp, stamp_path)
+    write_json_atomic(stamp_path, stamp)
     return bool(stale)
 
 

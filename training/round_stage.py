@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segloop.atomic_files import write_json_atomic
 from segloop.datasets import read_image
 from segloop.fingerprint import run_fingerprint
 from segloop.imageio import colour_overlay
@@ -96,7 +97,7 @@ def finish_round(params: Params, name: str, report: dict[str, Any]) -> dict[str,
     registered labeler to MLflow; close the round's run. Returns the metrics."""
     paths = round_paths(name)
     metrics = round_metrics(name, report)
-    paths.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomic(paths.metrics, metrics)
     confusion = paths.eval / "confusion.png"
     write_confusion_png(confusion, np.array(report["confusion_matrix"]))
     if not params.loop.tracking.enabled:

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
+from segloop.atomic_files import write_json_atomic
 from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
@@ -537,4 +538,4 @@ class Trainer:
                 _console.print(f"[yellow]warning:[/] {warning}")
         if self.precise_bn is not None:
             summary["precise_bn"] = self.precise_bn
-        (self.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomic(self.out / "metrics.json", summary)

@@ -10,13 +10,13 @@ temporary name and renamed, so an interrupted run never leaves a half-written PN
 from __future__ import annotations
 
 import csv
-import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
+from segloop.atomic_files import write_json_atomic
 from segloop.imageio import write_png
 from segloop.params import SynthParams
 from segloop.synth.scene import render_frame
@@ -100,5 +100,5 @@ def write_dataset(root: Path, params: SynthParams) -> dict[str, int]:
         writer = csv.writer(handle)
         writer.writerow(["image", "condition"])
         writer.writerows(rows)
-    (root / "synth.json").write_text(json.dumps(params.model_dump(mode="json"), indent=2))
+    write_json_atomic(root / "synth.json", params.model_dump(mode="json"))
     return {"train": params.train_frames, "val": params.val_frames, "rendered": len(jobs)}

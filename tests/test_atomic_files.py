@@ -1,0 +1,44 @@
+"""Atomic whole-file writes: new content replaces old whole, a crash before the rename leaves
+the old file untouched, and no temporary file is left behind on success."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from segloop import atomic_files
+from segloop.atomic_files import temporary_sibling, write_bytes_atomic, write_json_atomic
+
+
+def test_json_is_indented_with_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "report.json"
+    write_json_atomic(path, {"b": 1, "a": [2]}, sort_keys=True)
+    assert path.read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
+    assert json.loads(path.read_text()) == {"a": [2], "b": 1}
+
+
+def test_overwrite_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    write_bytes_atomic(path, b"0123456789")
+    write_bytes_atomic(path, b"ab")
+    assert path.read_bytes() == b"ab"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
+def test_crash_before_rename_keeps_old_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"miou": 0.5})
+
+    def killed(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic_files.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_json_atomic(path, {"miou": 0.9})
+    assert json.loads(path.read_text()) == {"miou": 0.5}
+    assert temporary_sibling(path).name == ".metrics.json.tmp"
