@@ -62,6 +62,11 @@ def main() -> None:
     parser.add_argument("--backend", default="ort-cpu")
     parser.add_argument("--decode-workers", type=int, default=1)
     parser.add_argument("--write-workers", type=int, default=2)
+    parser.add_argument(
+        "--no-spin",
+        action="store_true",
+        help="ONNX Runtime threads do not busy-wait (session.intra_op.allow_spinning=0)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,7 +97,9 @@ def main() -> None:
         results["pytorch_eager_fp16_autocast"] = _rate(
             lambda b: eager(b, half=True), batches, args.warmup
         )
-    with open_labeler(args.export, args.backend, threads=args.threads) as labeler:
+    with open_labeler(
+        args.export, args.backend, threads=args.threads, spin=not args.no_spin
+    ) as labeler:
         results[f"onnx_labeler_{args.backend}"] = _rate(labeler.label, batches, args.warmup)
         out = Path(tempfile.mkdtemp(prefix="segloop-bench-"))
         try:
@@ -117,6 +124,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "frame_size": list(frames.shape[1:3]),
         "batch": args.batch,
+        "ort_spinning": not args.no_spin,
         "frames": len(frames),
         "frames_per_s": {k: round(v, 2) for k, v in results.items()},
         "onnx_vs_eager": round(model_only / results["pytorch_eager_fp32"], 3),

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from inference_server.backends import open_labeler
+from inference_server.backends.onnxruntime_backend import OrtLabeler
 from inference_server.manifest import Manifest
 from inference_server.sources import expand_inputs, sampled_indices
 from segloop.errors import SegloopError
@@ -166,6 +167,21 @@ def test_label_matches_the_runtime_backend_frame_by_frame(
         assert np.array_equal(written, maps.label[i])
         reliability = cv2.imread(str(out / "reliability" / path.name), cv2.IMREAD_UNCHANGED)
         assert np.array_equal(reliability, maps.reliability[i])
+
+
+@pytest.mark.parametrize("spin", [True, False])
+def test_spin_sets_ort_busy_waiting_and_leaves_labels_alone(
+    tiny_export: TinyExport, spin: bool
+) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
+    with open_labeler(tiny_export.export_dir, "ort-cpu") as default:
+        expected = default.label(frames)
+    with open_labeler(tiny_export.export_dir, "ort-cpu", spin=spin) as labeler:
+        assert isinstance(labeler, OrtLabeler)
+        options = labeler.session.get_session_options()
+        entry = options.get_session_config_entry("session.intra_op.allow_spinning")
+        assert entry == ("1" if spin else "0")
+        assert np.array_equal(labeler.label(frames).label, expected.label)
 
 
 def test_resume_after_sigkill_loses_and_duplicates_nothing(

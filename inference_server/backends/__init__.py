@@ -16,9 +16,11 @@ def open_labeler(
     threads: int | None = None,
     cuda_graphs: bool = False,
     metadata: ExportMetadata | None = None,
+    spin: bool = True,
 ) -> LabelerBackend:
     """The export's labeler on ``backend``; a missing library is a clear error naming the
-    extra to install, never a silent fallback to the CPU."""
+    extra to install, never a silent fallback to the CPU. ``spin`` is ONNX Runtime's
+    intra-op busy-waiting (:func:`ort_session`)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     metadata = metadata or read_metadata(export_dir)
@@ -28,7 +30,7 @@ def open_labeler(
         return TensorRTLabeler(export_dir, metadata, cuda_graphs)
     from inference_server.backends.onnxruntime_backend import OrtLabeler
 
-    return OrtLabeler(export_dir, metadata, backend, threads)
+    return OrtLabeler(export_dir, metadata, backend, threads, spin)
 
 
 __all__ = ["BACKENDS", "LabelMaps", "LabelerBackend", "open_labeler"]

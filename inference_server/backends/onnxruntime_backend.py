@@ -40,14 +40,22 @@ def require_provider(backend: str) -> str:
 
 
 def ort_session(
-    path: Path, backend: str, threads: int | None = None, cache_dir: Path | None = None
+    path: Path,
+    backend: str,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    spin: bool = True,
 ) -> ort.InferenceSession:
-    """An inference session on exactly the backend asked for."""
+    """An inference session on exactly the backend asked for. ``spin=False`` stops the
+    intra-op threads busy-waiting for work between operators
+    (``session.intra_op.allow_spinning``), which frees those cycles for other threads of
+    the process on a machine with few cores."""
     provider = require_provider(backend)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     providers: list[Any] = [provider]
     if backend == "ort-trt":
         cache = str(cache_dir or path.parent / "ort_trt_cache")
@@ -75,12 +83,17 @@ class OrtLabeler(LabelerBackend):
     the frames and the small maps cross the bus."""
 
     def __init__(
-        self, export_dir: Path, metadata: ExportMetadata, backend: str, threads: int | None
+        self,
+        export_dir: Path,
+        metadata: ExportMetadata,
+        backend: str,
+        threads: int | None,
+        spin: bool = True,
     ) -> None:
         super().__init__(metadata)
         self.name = backend
         graph = metadata.graphs["labeler"]
-        self.session = ort_session(export_dir / graph.file, backend, threads)
+        self.session = ort_session(export_dir / graph.file, backend, threads, spin=spin)
         self.input_name = graph.inputs[0]
         self.output_names = graph.outputs
         self.use_binding = backend != "ort-cpu"
