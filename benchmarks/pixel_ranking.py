@@ -9,6 +9,11 @@ ranks all pixels by each score and prints the share of correct pixels among the 
 ``--coverage`` fractions, against the pool's hidden ground truth, plus how many pixels sit at
 the score's extreme (ties that rank at random).
 
+A fixed confidence threshold ranks every frame against one global scale; U2PL's partition
+takes its percentile within each training batch, so a batch of hard frames keeps the same
+share as a batch of easy ones. ``--batch N`` adds that cut: the frames in random groups of N,
+each group's top share kept.
+
     python benchmarks/pixel_ranking.py runs/ablation/warm/ecoc/seed0/best.pt
 
 Run from a checkout whose ``params.yaml`` points at the data the checkpoint was trained on.
@@ -37,12 +42,42 @@ from training.objectives import HeadObjective
 from training.semi_supervised import upsample
 
 
+def ranking(values: np.ndarray) -> np.ndarray:
+    """Indices from highest to lowest value; ties in a random order, as a percentile cut
+    would break them."""
+    rng = np.random.default_rng(0)
+    return np.lexsort((rng.random(values.size), -values))
+
+
+def batch_groups(frames: int, size: int) -> list[np.ndarray]:
+    """The frame indices shuffled (seed 0) and cut into groups of ``size``."""
+    order = np.random.default_rng(0).permutation(frames)
+    return [order[i : i + size] for i in range(0, frames, size)]
+
+
+def per_batch_precision(
+    scores: list[np.ndarray], correct: list[np.ndarray], groups: list[np.ndarray], share: float
+) -> float:
+    """Correct share of the pixels kept when each group keeps its own top ``share``."""
+    kept = right = 0
+    for group in groups:
+        values = np.concatenate([scores[i] for i in group])
+        hits = np.concatenate([correct[i] for i in group])
+        top = ranking(values)[: int(share * values.size)]
+        kept += top.size
+        right += int(hits[top].sum())
+    return right / kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--every", type=int, default=20, help="use every N-th pool frame")
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.8, 0.84, 0.9])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="also cut within random groups of N frames"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params("params.yaml")
@@ -82,13 +117,18 @@ def main() -> None:
     table.add_column("pixels at the extreme value", justify="right")
     for label, parts in scores.items():
         values = np.concatenate(parts)
-        # stable sort with a random tie order: ties rank at random, as a percentile cut would
-        rng = np.random.default_rng(0)
-        order = np.lexsort((rng.random(values.size), -values))
+        order = ranking(values)
         cells = [f"{100 * right[order[: int(c * values.size)]].mean():.2f}%" for c in args.coverage]
         extreme = np.mean(values == values.max())
         shown = f"{label} ({name})" if label == "high confidence" else label
         table.add_row(shown, *cells, f"{100 * extreme:.1f}%")
+        if args.batch:
+            groups = batch_groups(len(parts), args.batch)
+            cells = [
+                f"{100 * per_batch_precision(parts, correct, groups, c):.2f}%"
+                for c in args.coverage
+            ]
+            table.add_row(f"{shown}, per batch of {args.batch}", *cells, "")
     Console().print(table)
 
 
