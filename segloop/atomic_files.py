@@ -26,7 +26,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_json_atomic(path: Path, value: Any, sort_keys: bool = False) -> None:
+def write_json_atomic(path: Path, value: Any) -> None:
     """``value`` as indented JSON with a final newline, written by :func:`write_bytes_atomic`."""
-    text = json.dumps(value, indent=2, sort_keys=sort_keys) + "\n"
+    text = json.dumps(value, indent=2) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))

@@ -15,9 +15,8 @@ from segloop.atomic_files import temporary_sibling, write_bytes_atomic, write_js
 
 def test_json_is_indented_with_final_newline(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "report.json"
-    write_json_atomic(path, {"b": 1, "a": [2]}, sort_keys=True)
-    assert path.read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
-    assert json.loads(path.read_text()) == {"a": [2], "b": 1}
+    write_json_atomic(path, {"b": 1, "a": [2]})
+    assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    2\n  ]\n}\n'
 
 
 def test_overwrite_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -41,4 +40,6 @@ def test_crash_before_rename_keeps_old_content(
     with pytest.raises(KeyboardInterrupt):
         write_json_atomic(path, {"miou": 0.9})
     assert json.loads(path.read_text()) == {"miou": 0.5}
+    # the new bytes went to the hidden sibling, never into the file readers open
+    assert json.loads(temporary_sibling(path).read_text()) == {"miou": 0.9}
     assert temporary_sibling(path).name == ".metrics.json.tmp"
