@@ -112,6 +112,7 @@ class TensorRTLabeler(LabelerBackend):
             self._enqueue(batch)
             graph = cuda_check(self.cudart.cudaStreamEndCapture(self.stream))
             self.graphs[batch] = cuda_check(self.cudart.cudaGraphInstantiate(graph, 0))
+            cuda_check(self.cudart.cudaGraphDestroy(graph))  # the executable graph stays
             cuda_check(self.cudart.cudaGraphLaunch(self.graphs[batch], self.stream))
         cuda_check(self.cudart.cudaStreamSynchronize(self.stream))
 
