@@ -11,7 +11,6 @@ are cached under a key of graph hash, precision, shape profile, TensorRT version
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from inference_server.tensorrt_runtime import (
@@ -79,13 +78,18 @@ def _build(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise SegloopError(f"{onnx_path}: TensorRT failed to build an engine (see its log above)")
-    timing.write_bytes(bytes(config.get_timing_cache().serialize()))
+    write_bytes_atomic(timing, bytes(config.get_timing_cache().serialize()))
     return bytes(plan)
 
 
 def install_engine(engine: Path, export_dir: Path, name: str = "labeler.plan") -> Path:
-    """Copy a cached engine and its identity sidecar into the export directory."""
+    """Copy a cached engine and its identity sidecar into the export directory. The old
+    sidecar goes first and each file lands whole (temporary sibling, then rename), so a crash
+    part-way leaves an engine without a sidecar, which the backend refuses with the command
+    to rebuild, never a new engine read with an old engine's profile."""
     target = export_dir / name
-    shutil.copyfile(engine, target)
-    shutil.copyfile(engine.with_suffix(".plan.json"), target.with_suffix(".plan.json"))
+    sidecar = target.with_suffix(".plan.json")
+    sidecar.unlink(missing_ok=True)
+    write_bytes_atomic(target, engine.read_bytes())
+    write_bytes_atomic(sidecar, engine.with_suffix(".plan.json").read_bytes())
     return target

@@ -22,6 +22,7 @@ from inference_server.tensorrt_runtime import (
     ShapeProfile,
     check_identity,
     engine_key,
+    read_engine_sidecar,
 )
 from segloop.errors import SegloopError
 from tests.conftest import TinyExport, make_tiny_export
@@ -205,6 +206,40 @@ def test_an_engine_built_elsewhere_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SegloopError, match=r"tensorrt_version '10.3.0' \(built\)"):
         check_identity(tmp_path / "labeler.plan", built, here)
     check_identity(tmp_path / "labeler.plan", {**built, "tensorrt_version": "10.8.0"}, here)
+
+
+def test_installing_an_engine_never_pairs_it_with_an_old_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.tensorrt_build as tensorrt_build
+
+    cache, export_dir = tmp_path / "cache", tmp_path / "export"
+    cache.mkdir()
+    export_dir.mkdir()
+    (cache / "key.plan").write_bytes(b"new engine")
+    (cache / "key.plan.json").write_text('{"profile": "new"}')
+    (export_dir / "labeler.plan").write_bytes(b"old engine")
+    (export_dir / "labeler.plan.json").write_text('{"profile": "old"}')
+
+    written = tensorrt_build.write_bytes_atomic
+
+    def crash_before_the_sidecar(path: Path, data: bytes) -> None:
+        if path.name.endswith(".json"):
+            raise OSError("killed")
+        written(path, data)
+
+    monkeypatch.setattr(tensorrt_build, "write_bytes_atomic", crash_before_the_sidecar)
+    with pytest.raises(OSError, match="killed"):
+        tensorrt_build.install_engine(cache / "key.plan", export_dir)
+    assert (export_dir / "labeler.plan").read_bytes() == b"new engine"
+    with pytest.raises(SegloopError, match="no TensorRT engine"):
+        read_engine_sidecar(export_dir / "labeler.plan")
+
+    monkeypatch.setattr(tensorrt_build, "write_bytes_atomic", written)
+    target = tensorrt_build.install_engine(cache / "key.plan", export_dir)
+    assert target.read_bytes() == b"new engine"
+    assert read_engine_sidecar(target) == {"profile": "new"}
+    assert sorted(p.name for p in export_dir.iterdir()) == ["labeler.plan", "labeler.plan.json"]
 
 
 def test_a_failed_parity_gate_keeps_the_previous_export(
