@@ -9,12 +9,12 @@ come from the ONNX graph itself (the batch axis becomes ``max_batch_size``; a dy
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import onnx
 
 from inference_server.metadata import ExportMetadata
+from segloop.atomic_files import write_bytes_atomic, write_text_atomic
 
 MODEL_NAME = "segloop_labeler"
 TRITON_TYPES: dict[int, str] = {
@@ -83,9 +83,9 @@ def write_triton_repository(
     graph = onnx.load(str(source))
     written = []
     folder = repository / MODEL_NAME
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, folder / "1" / "model.onnx")
-    (folder / "config.pbtxt").write_text(
+    write_bytes_atomic(folder / "1" / "model.onnx", source.read_bytes())
+    write_text_atomic(
+        folder / "config.pbtxt",
         triton_config(
             graph,
             MODEL_NAME,
@@ -94,15 +94,15 @@ def write_triton_repository(
             preferred_batch,
             max_queue_delay_us,
             instance_kind,
-        )
+        ),
     )
     written.append(folder)
     plan = export_dir / "labeler.plan"
     if plan.exists():
         folder = repository / f"{MODEL_NAME}_trt"
-        (folder / "1").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plan, folder / "1" / "model.plan")
-        (folder / "config.pbtxt").write_text(
+        write_bytes_atomic(folder / "1" / "model.plan", plan.read_bytes())
+        write_text_atomic(
+            folder / "config.pbtxt",
             triton_config(
                 graph,
                 f"{MODEL_NAME}_trt",
@@ -111,7 +111,7 @@ def write_triton_repository(
                 preferred_batch,
                 max_queue_delay_us,
                 "KIND_GPU",
-            )
+            ),
         )
         written.append(folder)
     return written

@@ -7,8 +7,11 @@ only: the torch-free runtime uses it too."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` as UTF-8, written by :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_csv_atomic(path: Path, rows: Iterable[Sequence[Any]]) -> None:
+    """``rows`` (the header first) as CSV, written by :func:`write_bytes_atomic`."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
     """``value`` as indented JSON with a final newline, written by :func:`write_bytes_atomic`."""
-    text = json.dumps(value, indent=2) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")

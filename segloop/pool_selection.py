@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from rich.progress import track
 
-from segloop.atomic_files import write_json_atomic
+from segloop.atomic_files import write_json_atomic, write_text_atomic
 from segloop.confidence_levels import decode_confidence
 from segloop.datasets import read_mask
 from segloop.errors import DataError
@@ -182,7 +182,7 @@ def select_pool(
 
     least = [key for _, key in sorted(scores)[: params.annotate_next]]
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "annotate_next.txt").write_text("".join(f"{k}\n" for k in least))
+    write_text_atomic(report_dir / "annotate_next.txt", "".join(f"{k}\n" for k in least))
     total = max(hist.pixels, 1)
     summary: dict[str, Any] = {
         "frames": len(keys),

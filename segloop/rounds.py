@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from segloop.atomic_files import write_text_atomic
 from segloop.errors import ParamsError
 from segloop.params import Params, load_params
 
@@ -148,6 +149,10 @@ def append_round(path: Path, params: Params) -> str:
         lines += [f"    {line}" for line in dumped.splitlines()]
     else:
         lines.append("    set: {}")
-    path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
-    load_params(path)  # the file must still validate
+    write_text_atomic(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    try:
+        load_params(path)  # the file must still validate
+    except ParamsError:
+        write_text_atomic(path, text)  # as it was
+        raise
     return name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from segloop.atomic_files import write_csv_atomic
 from segloop.cli_options import ParamsOption, SetOption, params_from_cli
 
 app = typer.Typer(help="The loop's rounds.", no_args_is_help=True)
@@ -62,19 +62,28 @@ def report(params_path: ParamsOption = None, overrides: SetOption = None) -> Non
     scalar_keys = sorted(
         {k for r in rows for k, v in r.items() if isinstance(v, int | float) and k != "round"}
     )
-    with (REPORTS_DIR / "miou_by_round.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["round", "index", *scalar_keys])
-        for index, row in enumerate(rows):
-            writer.writerow([row["round"], index, *(row.get(k, "") for k in scalar_keys)])
+    write_csv_atomic(
+        REPORTS_DIR / "miou_by_round.csv",
+        [
+            ["round", "index", *scalar_keys],
+            *(
+                [row["round"], index, *(row.get(k, "") for k in scalar_keys)]
+                for index, row in enumerate(rows)
+            ),
+        ],
+    )
     classes = list(params.data.taxonomy.build().classes)
-    with (REPORTS_DIR / "per_class_iou.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["round", "class", "iou"])
-        for row in rows:
-            for name in classes:
-                iou = row["per_class_iou"].get(name)
-                writer.writerow([row["round"], name, "" if iou is None else iou])
+    write_csv_atomic(
+        REPORTS_DIR / "per_class_iou.csv",
+        [
+            ["round", "class", "iou"],
+            *(
+                [row["round"], name, "" if (iou := row["per_class_iou"].get(name)) is None else iou]
+                for row in rows
+                for name in classes
+            ),
+        ],
+    )
     charts = write_round_charts(rows, classes, REPORTS_DIR) if rows else []
     if rows and params.loop.tracking.enabled:
         from segloop.tracking import LoopTracker

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segloop.atomic_files import write_json_atomic
+from segloop.atomic_files import write_json_atomic, write_text_atomic
 from segloop.datasets import Layout, Sample, discover, sample_for_key
 from segloop.errors import DataError
 from segloop.params import DataParams
@@ -79,7 +79,7 @@ def write_split(split: Split, data: DataParams) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in SPLIT_NAMES:
         keys: list[str] = getattr(split, name)
-        (out / f"{name}.txt").write_text("".join(f"{k}\n" for k in keys))
+        write_text_atomic(out / f"{name}.txt", "".join(f"{k}\n" for k in keys))
     meta = {
         "root": str(data.root),
         "layout": data.layout,

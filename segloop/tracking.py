@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from segloop.atomic_files import write_json_atomic
 from segloop.errors import SegloopError
 from segloop.params import Params
 from segloop.rounds import RoundPaths, flatten_set
@@ -132,10 +133,9 @@ class LoopTracker:
         )
         run_id = str(run.info.run_id)
         self.log_params(run_id)
-        paths.tracking.parent.mkdir(parents=True, exist_ok=True)
-        paths.tracking.write_text(
-            json.dumps({"run_id": run_id, "parent_run_id": parent, "fingerprint": fingerprint})
-            + "\n"
+        write_json_atomic(
+            paths.tracking,
+            {"run_id": run_id, "parent_run_id": parent, "fingerprint": fingerprint},
         )
         return run_id
 

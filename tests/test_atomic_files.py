@@ -10,13 +10,31 @@ from pathlib import Path
 import pytest
 
 from segloop import atomic_files
-from segloop.atomic_files import temporary_sibling, write_bytes_atomic, write_json_atomic
+from segloop.atomic_files import (
+    temporary_sibling,
+    write_bytes_atomic,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_json_is_indented_with_final_newline(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "report.json"
     write_json_atomic(path, {"b": 1, "a": [2]})
     assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    2\n  ]\n}\n'
+
+
+def test_csv_is_quoted_with_crlf_rows_like_the_csv_module(tmp_path: Path) -> None:
+    path = tmp_path / "conditions.csv"
+    write_csv_atomic(path, [["image", "condition"], ["a,b.png", "fog"], [3, ""]])
+    assert path.read_bytes() == b'image,condition\r\n"a,b.png",fog\r\n3,\r\n'
+
+
+def test_text_is_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    write_text_atomic(path, "straße\n")
+    assert path.read_bytes() == "straße\n".encode()
 
 
 def test_overwrite_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
-from segloop.atomic_files import write_json_atomic
+from segloop.atomic_files import write_json_atomic, write_text_atomic
 from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
@@ -122,7 +122,7 @@ def _truncate_history(path: Path, after_step: int) -> None:
         for line in path.read_text().splitlines()
         if line and json.loads(line)["step"] <= after_step
     ]
-    path.write_text("".join(f"{line}\n" for line in kept))
+    write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
 class Trainer:

@@ -9,14 +9,13 @@ temporary name and renamed, so an interrupted run never leaves a half-written PN
 
 from __future__ import annotations
 
-import csv
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
-from segloop.atomic_files import write_json_atomic
+from segloop.atomic_files import write_csv_atomic, write_json_atomic
 from segloop.imageio import write_png
 from segloop.params import SynthParams
 from segloop.synth.scene import render_frame
@@ -96,9 +95,6 @@ def write_dataset(root: Path, params: SynthParams) -> dict[str, int]:
                 _render_and_write(job)
                 progress.advance(task)
 
-    with (root / "conditions.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "condition"])
-        writer.writerows(rows)
+    write_csv_atomic(root / "conditions.csv", [["image", "condition"], *rows])
     write_json_atomic(root / "synth.json", params.model_dump(mode="json"))
     return {"train": params.train_frames, "val": params.val_frames, "rendered": len(jobs)}
