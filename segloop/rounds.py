@@ -125,12 +125,15 @@ def next_round_name(names: list[str]) -> str:
 
 
 def append_round(path: Path, params: Params) -> str:
-    """Append the next round to ``path`` (params.yaml), copying the last round's overrides;
-    ``rounds:`` must be the file's last section. Returns the new round's name."""
+    """Append the next round to ``path`` (params.yaml), copying the last round's overrides,
+    indented as the file's rounds are; ``rounds:`` must be the file's last section. The file
+    is rewritten whole and put back as it was if it no longer validates. Returns the new
+    round's name."""
     if not params.rounds:
         raise ParamsError(f"{path}: no rounds to continue; add r0 under 'rounds:' first")
     text = path.read_text()
-    if not re.search(r"^rounds:\s*$", text, flags=re.MULTILINE):
+    section = re.search(r"^rounds:\s*$", text, flags=re.MULTILINE)
+    if section is None:
         raise ParamsError(f"{path}: no top-level 'rounds:' section")
     last_section = re.findall(r"^([A-Za-z_]+):", text, flags=re.MULTILINE)[-1]
     if last_section != "rounds":
@@ -138,17 +141,20 @@ def append_round(path: Path, params: Params) -> str:
     previous = list(params.rounds)[-1]
     name = next_round_name(list(params.rounds))
     spec = params.rounds[previous]
+    key = re.search(r"^( +)[^\s#]", text[section.end() :], flags=re.MULTILINE)  # their indent
+    outer = key.group(1) if key else "  "
+    inner = outer * 2
     lines = [
-        f"  {name}:",
-        f"    previous: {previous}",
-        f"    after: rounds/{previous}",
-        f"    init: {spec.init}",
+        f"{outer}{name}:",
+        f"{inner}previous: {previous}",
+        f"{inner}after: rounds/{previous}",
+        f"{inner}init: {spec.init}",
     ]
     if spec.set:
         dumped = yaml.safe_dump({"set": spec.set}, default_flow_style=False, sort_keys=False)
-        lines += [f"    {line}" for line in dumped.splitlines()]
+        lines += [f"{inner}{line}" for line in dumped.splitlines()]
     else:
-        lines.append("    set: {}")
+        lines.append(f"{inner}set: {{}}")
     write_text_atomic(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
     try:
         load_params(path)  # the file must still validate

@@ -106,6 +106,40 @@ def test_rounds_add_appends_a_valid_round(tmp_path: Path) -> None:
     assert next_round_name(["r0", "warmup", "r12"]) == "r13"
 
 
+def test_rounds_add_follows_the_files_indentation(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "rounds:\n    # the first round\n    r0:\n        previous: null\n"
+        "        after: data/splits\n        set:\n            train.steps: 7\n"
+    )
+    assert append_round(path, load_params(path)) == "r1"
+    assert path.read_text().endswith(
+        "\n    r1:\n        previous: r0\n        after: rounds/r0\n        init: previous\n"
+        "        set:\n          train.steps: 7\n"
+    )
+    assert load_params(path).rounds["r1"].set == {"train.steps": 7}
+
+
+def test_rounds_add_puts_the_file_back_when_it_no_longer_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segloop.rounds as rounds
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = path.read_text()
+    params = load_params(path)
+
+    def invalid(_: Path) -> None:
+        raise ParamsError("params.yaml: broken")
+
+    monkeypatch.setattr(rounds, "load_params", invalid)
+    with pytest.raises(ParamsError, match="broken"):
+        append_round(path, params)
+    assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
 def test_the_fingerprint_follows_training_params_and_inputs(tmp_path: Path) -> None:
     base = [f"data.split.dir={tmp_path}", f"methods.pseudo_labels={tmp_path / 'pseudo'}"]
     (tmp_path / "labeled.txt").write_text("a\n")
