@@ -7,7 +7,9 @@ share of the pixels; what decides the pseudo-labels' quality is how well each ra
 pixels above wrong ones. For every ``--every``-th pool frame (whole frame, eval mode), this
 ranks all pixels by each score and prints the share of correct pixels among the top
 ``--coverage`` fractions, against the pool's hidden ground truth, plus how many pixels sit at
-the score's extreme (ties that rank at random).
+the score's extreme (ties that rank at random). A checkpoint with an ELN also ranks by the
+ELN's reliability (its probability that the pixel's label is right), and reports what the
+ELN mask (reliability above 0.5, Eq. 9) keeps.
 
 A fixed confidence threshold ranks every frame against one global scale; U2PL's partition
 takes its percentile within each training batch, so a batch of hard frames keeps the same
@@ -81,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params("params.yaml")
-    model, taxonomy, _ = load_for_inference(args.checkpoint, torch.device("cpu"))
+    model, taxonomy, eln = load_for_inference(args.checkpoint, torch.device("cpu"))
     model.eval()
     ecoc = isinstance(model.head, EcocHead)
     # the trainer's own probabilities and confidence, for the checkpoint's head
@@ -92,6 +94,8 @@ def main() -> None:
     objective = HeadObjective(model, head_params)
     samples = split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
     scores: dict[str, list[np.ndarray]] = {"low entropy": [], "high confidence": []}
+    if eln is not None:
+        scores["ELN reliability"] = []
     correct: list[np.ndarray] = []
     with torch.no_grad():
         for sample in track(samples, description="ranking", transient=True):
@@ -105,6 +109,9 @@ def main() -> None:
             scores["low entropy"].append(-entropy(probs)[0].numpy()[valid])
             scores["high confidence"].append(confidence[0].numpy()[valid])
             correct.append((probs.argmax(dim=1)[0].numpy() == truth)[valid])
+            if eln is not None:
+                reliability = eln.predict_reliability(x, probs)[0, 0].numpy()
+                scores["ELN reliability"].append(reliability[valid])
     right = np.concatenate(correct)
     name = "mean bit confidence" if ecoc else "softmax maximum"
     table = Table(
@@ -129,7 +136,14 @@ def main() -> None:
                 for c in args.coverage
             ]
             table.add_row(f"{shown}, per batch of {args.batch}", *cells, "")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if eln is not None:
+        mask = np.concatenate(scores["ELN reliability"]) > 0.5
+        console.print(
+            f"ELN mask (reliability > 0.5): keeps {100 * mask.mean():.2f}% of the pixels, "
+            f"{100 * right[mask].mean():.2f}% of them correct"
+        )
 
 
 if __name__ == "__main__":
