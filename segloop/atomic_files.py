@@ -34,10 +34,13 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_csv_atomic(path: Path, rows: Iterable[Sequence[Any]]) -> None:
-    """``rows`` (the header first) as CSV, written by :func:`write_bytes_atomic`."""
+def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``header`` and ``rows`` as CSV (the csv module's dialect), written by
+    :func:`write_bytes_atomic`."""
     buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
 
 

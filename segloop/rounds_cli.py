@@ -64,25 +64,21 @@ def report(params_path: ParamsOption = None, overrides: SetOption = None) -> Non
     )
     write_csv_atomic(
         REPORTS_DIR / "miou_by_round.csv",
-        [
-            ["round", "index", *scalar_keys],
-            *(
-                [row["round"], index, *(row.get(k, "") for k in scalar_keys)]
-                for index, row in enumerate(rows)
-            ),
-        ],
+        ["round", "index", *scalar_keys],
+        (
+            [row["round"], index, *(row.get(k, "") for k in scalar_keys)]
+            for index, row in enumerate(rows)
+        ),
     )
     classes = list(params.data.taxonomy.build().classes)
     write_csv_atomic(
         REPORTS_DIR / "per_class_iou.csv",
-        [
-            ["round", "class", "iou"],
-            *(
-                [row["round"], name, "" if (iou := row["per_class_iou"].get(name)) is None else iou]
-                for row in rows
-                for name in classes
-            ),
-        ],
+        ["round", "class", "iou"],
+        (
+            [row["round"], name, "" if (iou := row["per_class_iou"].get(name)) is None else iou]
+            for row in rows
+            for name in classes
+        ),
     )
     charts = write_round_charts(rows, classes, REPORTS_DIR) if rows else []
     if rows and params.loop.tracking.enabled:

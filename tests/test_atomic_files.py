@@ -27,7 +27,7 @@ def test_json_is_indented_with_final_newline(tmp_path: Path) -> None:
 
 def test_csv_is_quoted_with_crlf_rows_like_the_csv_module(tmp_path: Path) -> None:
     path = tmp_path / "conditions.csv"
-    write_csv_atomic(path, [["image", "condition"], ["a,b.png", "fog"], [3, ""]])
+    write_csv_atomic(path, ["image", "condition"], [["a,b.png", "fog"], [3, ""]])
     assert path.read_bytes() == b'image,condition\r\n"a,b.png",fog\r\n3,\r\n'
 
 

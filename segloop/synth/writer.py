@@ -95,6 +95,6 @@ def write_dataset(root: Path, params: SynthParams) -> dict[str, int]:
                 _render_and_write(job)
                 progress.advance(task)
 
-    write_csv_atomic(root / "conditions.csv", [["image", "condition"], *rows])
+    write_csv_atomic(root / "conditions.csv", ["image", "condition"], rows)
     write_json_atomic(root / "synth.json", params.model_dump(mode="json"))
     return {"train": params.train_frames, "val": params.val_frames, "rendered": len(jobs)}
