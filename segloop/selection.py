@@ -53,10 +53,6 @@ class ConfidenceHistogram:
         )
         self.pixels += int(label.size)
 
-    def merge(self, other: ConfidenceHistogram) -> None:
-        self.counts += other.counts
-        self.pixels += other.pixels
-
 
 @dataclass(frozen=True)
 class DarsSelection:
