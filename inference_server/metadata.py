@@ -17,7 +17,6 @@ from segloop.errors import SegloopError
 from segloop.fingerprint import file_sha256
 
 METADATA_FILE = "metadata.json"
-GRAPH_NAMES = ("teacher", "eln", "labeler")
 # 2: confidence maps are levels of segloop.confidence_levels (1 wrote round(255 c)).
 FORMAT_VERSION = 2
 
