@@ -58,17 +58,24 @@ def batch_groups(frames: int, size: int) -> list[np.ndarray]:
 
 
 def per_batch_precision(
-    scores: list[np.ndarray], correct: list[np.ndarray], groups: list[np.ndarray], share: float
-) -> float:
-    """Correct share of the pixels kept when each group keeps its own top ``share``."""
-    kept = right = 0
+    scores: list[np.ndarray],
+    correct: list[np.ndarray],
+    groups: list[np.ndarray],
+    shares: list[float],
+) -> list[float]:
+    """For each share, the correct share of the pixels kept when each group keeps its own
+    top ``share`` (each group ranked once)."""
+    kept = np.zeros(len(shares))
+    right = np.zeros(len(shares))
     for group in groups:
         values = np.concatenate([scores[i] for i in group])
         hits = np.concatenate([correct[i] for i in group])
-        top = ranking(values)[: int(share * values.size)]
-        kept += top.size
-        right += int(hits[top].sum())
-    return right / kept
+        order = ranking(values)
+        for k, share in enumerate(shares):
+            top = order[: int(share * values.size)]
+            kept[k] += top.size
+            right[k] += int(hits[top].sum())
+    return [float(v) for v in right / kept]
 
 
 def main() -> None:
@@ -131,10 +138,8 @@ def main() -> None:
         table.add_row(shown, *cells, f"{100 * extreme:.1f}%")
         if args.batch:
             groups = batch_groups(len(parts), args.batch)
-            cells = [
-                f"{100 * per_batch_precision(parts, correct, groups, c):.2f}%"
-                for c in args.coverage
-            ]
+            precision = per_batch_precision(parts, correct, groups, args.coverage)
+            cells = [f"{100 * value:.2f}%" for value in precision]
             table.add_row(f"{shown}, per batch of {args.batch}", *cells, "")
     console = Console()
     console.print(table)
