@@ -439,12 +439,15 @@ class RoundParams(StrictModel):
 # The quick demo loop sized for a 2-core CPU machine (docs/RESULTS.md): small batches and
 # short rounds; the ELN is trained in round 0 with one auxiliary decoder (alpha 20; ELN
 # Table 5: 70.20 vs 70.52 mIoU with the default two; the step cost of each is in
-# docs/RESULTS.md) and then used frozen, as in the ELN paper.
+# docs/RESULTS.md) and then used frozen, as in the ELN paper. Later rounds filter the
+# teacher's pseudo-labels online by its confidence, not by the ELN mask (ablation row
+# `loop-threshold`, docs/RESULTS.md); the ELN's reliability masks the offline selection.
 _SSL_ROUND = {
     "methods": {
-        "eln": {"enabled": True, "train_during_ssl": False},
+        "eln": {"enabled": True, "train_during_ssl": False, "mask": False},
         "unlabeled": True,
         "unlabeled_batch_size": 4,
+        "confidence_threshold": 0.95,
     },
     "train": {"steps": 150, "batch_size": 4},
 }
