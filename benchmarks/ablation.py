@@ -70,10 +70,10 @@ ROWS: dict[str, Row] = {
     "dars": Row("softmax", eln=True, offline=True),
     "des4": Row("prototype", SSL),
     "combined": Row("ecoc", [*SSL, *U2PL], eln=True, offline=True),
-    # The loop's r1/r2 recipe filtered online by the ELN mask (the default until the
-    # threshold below measured better), then by the 0.95 confidence threshold with the ELN
-    # kept for the offline selection (the default since).
+    # The loop's r1/r2 recipe until 6e81ee6: the frozen ELN's mask filters online.
     "loop": Row("softmax", SSL, eln=True, offline=True),
+    # The rounds' recipe since: the 0.95 confidence threshold filters online; the frozen ELN
+    # only masks the offline selection.
     "loop-threshold": Row(
         "softmax",
         [*SSL, "methods.eln.mask=false", "methods.confidence_threshold=0.95"],
