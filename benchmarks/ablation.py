@@ -15,7 +15,7 @@ Every row gets the same number of iterations of the segmentation model, ``--budg
 - a row with the online branch (``methods.unlabeled``) ends with ``methods.precise_bn``:
   its ``best.pt``, the one evaluated, has BatchNorm statistics recomputed on the labeled
   frames where that validates no worse (the report's last column gives both mIoUs);
-- ``dars``, ``combined``, ``loop`` and ``loop-threshold`` first label the pool with the warm
+- ``dars``, ``combined`` and the three ``loop`` rows first label the pool with the warm
   model and its ELN (``segloop predict``) and select pseudo-labels with DARS at alpha 0.2
   plus the ELN's reliability (``segloop select``).
 
@@ -80,6 +80,9 @@ ROWS: dict[str, Row] = {
         eln=True,
         offline=True,
     ),
+    # The rounds' recipe with U2PL+'s entropy partition, negatives and symmetric CE in place of
+    # the confidence threshold (the ``u2pl`` row measured above ``loop-threshold``).
+    "loop-u2pl": Row("softmax", [*SSL, *U2PL, "methods.eln.mask=false"], eln=True, offline=True),
 }
 HEADS = {
     "softmax": [],
