@@ -1,4 +1,5 @@
 import json
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -97,6 +98,7 @@ def test_end_to_end_train_and_eval_loss_drops(tiny_data: Params) -> None:
     assert losses[-1] < 0.7 * losses[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 60 and metrics["train_images_per_s"] > 0
+    assert metrics["environment"]["packages"]["torch"] == metadata.version("torch")
     # a constant-class prediction scores about 0.02 mIoU on these frames
     assert (out / "best.pt").exists() and result.best_miou > 0.05
     assert {h["step"] for h in history if "val_miou" in h} == {30, 60}

@@ -3,12 +3,14 @@
 ``leftImg8bit/<split>/<city>/<city>_<seq>_000019_leftImg8bit.png`` and
 ``gtFine/<split>/<city>/<city>_<seq>_000019_gtFine_labelTrainIds.png``, plus
 ``conditions.csv`` (image path relative to the root, condition) and ``synth.json`` (the
-params that made it). Frames are rendered in a process pool; each file is written to a
-temporary name and renamed, so an interrupted run never leaves a half-written PNG.
+params that made it; under ``rendered_with``, the versions that drew it). Frames are rendered
+in a process pool; each file is written to a temporary name and renamed, so an interrupted run
+never leaves a half-written PNG.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from rich.progress import Progress
 from segloop.atomic_files import write_csv_atomic, write_json_atomic
 from segloop.imageio import write_png
 from segloop.params import SynthParams
+from segloop.run_environment import run_environment
 from segloop.synth.scene import render_frame
 
 CITIES = (
@@ -54,6 +57,17 @@ def _render_and_write(job: tuple[int, int, int, str, str, str]) -> None:
     frame = render_frame(seed, height, width, condition)
     write_png(Path(image_path), frame.image)
     write_png(Path(label_path), frame.label)
+
+
+def _rendered_with(root: Path, rendered: bool) -> object:
+    """The environment that rendered the frames (OpenCV and numpy draw them): this run's if it
+    rendered any, else the one the existing ``synth.json`` recorded (None if it has none)."""
+    if rendered:
+        return run_environment()
+    try:
+        return json.loads((root / "synth.json").read_text()).get("rendered_with")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def write_dataset(root: Path, params: SynthParams) -> dict[str, int]:
@@ -96,5 +110,6 @@ def write_dataset(root: Path, params: SynthParams) -> dict[str, int]:
                 progress.advance(task)
 
     write_csv_atomic(root / "conditions.csv", ["image", "condition"], rows)
-    write_json_atomic(root / "synth.json", params.model_dump(mode="json"))
+    record = {**params.model_dump(mode="json"), "rendered_with": _rendered_with(root, bool(jobs))}
+    write_json_atomic(root / "synth.json", record)
     return {"train": params.train_frames, "val": params.val_frames, "rendered": len(jobs)}
