@@ -96,15 +96,20 @@ def test_method_runs_and_its_losses_fall(workspace: Path, name: str) -> None:
             *extra,
             "methods.unlabeled=true",
             f"methods.init_from={workspace / f'r0_{head}' / 'last.pt'}",
-            "train.steps=40",
+            "train.steps=80",
             f"train.out_dir={out}",
         ],
     )
     Trainer(params).run()
     rows = _windows(out / "history.jsonl")
-    assert len(rows) == 4
+    assert len(rows) == 8
+    # Each window is a 10-step mean; the first and last 20 steps are compared, because
+    # between two single windows the ECOC head's supervised loss (about 8.3, falling about
+    # 0.1 per 40 steps here) moves up and down by as much as it falls.
     for key in falling:
-        assert rows[-1][key] < rows[0][key], f"{key}: {rows[0][key]} -> {rows[-1][key]}"
+        first = sum(r[key] for r in rows[:2]) / 2
+        last = sum(r[key] for r in rows[-2:]) / 2
+        assert last < first, f"{key}: {first} -> {last} (first and last 20 steps)"
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
     if name == "eln":  # the pixel contrast (off by default) runs when weighted
         assert all("eln_contrast" in r for r in rows)
