@@ -1,12 +1,10 @@
 """What a run's figures depend on besides its params: the interpreter, the CPU and the
 versions of the packages that render the embedded data or compute the model.
 
-``constraints.txt`` pins torch only, so two installs of the same commit can differ in numpy or
-OpenCV (which draws and blurs the embedded dataset) or albumentations (the strong view). A
-training run's ``metrics.json`` and the embedded dataset's ``synth.json`` record this, so that
-two figures can be told apart by what made them (docs/RESULTS.md: a retrained warm model of
-the same seed and command reached 53.7 where an earlier install's reached 50.6, and which
-versions made the earlier one was not recorded).
+A training run's ``metrics.json`` and the embedded dataset's ``synth.json`` record this, so that
+two figures can be told apart by what made them (docs/RESULTS.md: a warm model retrained with
+the same seed and command on a Zen 5 VM reached 53.7 where one on a Zen 3 VM had reached 50.6,
+and nothing recorded which CPU or versions made the earlier one).
 """
 
 from __future__ import annotations
@@ -39,15 +37,24 @@ def package_versions(names: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str 
 
 
 def cpu_model(cpuinfo: Path = CPUINFO) -> str:
-    """The first ``model name`` of ``/proc/cpuinfo`` (Linux); else what ``platform`` knows."""
+    """The first CPU of ``/proc/cpuinfo`` (Linux) as ``model name (family F, model M)``: a VM's
+    model name can be as bare as "AMD EPYC", and the family tells Zen 3 (25) from Zen 5 (26),
+    whose AVX-512 kernels round differently. Else what ``platform`` knows."""
+    fields: dict[str, str] = {}
     try:
         for line in cpuinfo.read_text(errors="replace").splitlines():
+            if not line.strip():
+                break  # the first processor's block ends here
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def run_environment() -> dict[str, object]:

@@ -6,10 +6,12 @@ from segloop.run_environment import cpu_model, package_versions, run_environment
 def test_cpu_model_reads_the_first_model_name(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\n"
-        "processor\t: 1\nmodel name\t: other\n"
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+        "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel name\t: other\n"
     )
-    assert cpu_model(cpuinfo) == "AMD EPYC 7B13"
+    assert cpu_model(cpuinfo) == "AMD EPYC (family 26, model 2)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert cpu_model(cpuinfo) == "Some CPU"
 
 
 def test_cpu_model_without_cpuinfo_falls_back_to_platform(tmp_path: Path) -> None:
