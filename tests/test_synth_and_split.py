@@ -68,13 +68,12 @@ def test_dataset_layout_and_split(tiny_params: Params) -> None:
     assert read_split(out, "labeled") == split.labeled
     assert '"fraction": 0.25' in (out / "split.json").read_text()
     # rerunning writes nothing new and the same split comes back
-    recorded = json.loads((data.root / "synth.json").read_text())["rendered_with"]
-    assert recorded["packages"]["opencv-python-headless"] == metadata.version(
+    record = json.loads((data.root / "synth.json").read_text())
+    assert record["rendered_with"]["packages"]["opencv-python-headless"] == metadata.version(
         "opencv-python-headless"
     )
     # (a rerun that draws nothing keeps the record of the run that drew the frames)
     earlier = {"packages": {"opencv-python-headless": "4.8.0"}}
-    record = json.loads((data.root / "synth.json").read_text())
     (data.root / "synth.json").write_text(json.dumps({**record, "rendered_with": earlier}))
     assert write_dataset(data.root, data.synth)["rendered"] == 0
     assert make_split(data) == split
