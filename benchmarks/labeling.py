@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -36,6 +35,7 @@ from inference_server.labeler import LabelRun, LabelSettings, plan_frames
 from inference_server.manifest import Manifest
 from inference_server.metadata import read_metadata
 from inference_server.sources import expand_inputs
+from segloop.run_environment import cpu_model
 from training.checkpoint import load_for_inference
 from training.confidence_levels import confidence_levels
 
@@ -120,7 +120,7 @@ def main() -> None:
     results["segloop_label_pipeline_steady"] = summary.steady_frames_per_s
     model_only = results[f"onnx_labeler_{args.backend}"]
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+        "machine": f"{cpu_model()}, {args.threads} threads",
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "frame_size": list(frames.shape[1:3]),
         "batch": args.batch,
