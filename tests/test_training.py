@@ -99,6 +99,8 @@ def test_end_to_end_train_and_eval_loss_drops(tiny_data: Params) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 60 and metrics["train_images_per_s"] > 0
     assert metrics["environment"]["packages"]["torch"] == metadata.version("torch")
+    kernels = metrics["environment"]["torch_cpu_kernels"]
+    assert kernels["capability"] == torch.backends.cpu.get_cpu_capability()
     # a constant-class prediction scores about 0.02 mIoU on these frames
     assert (out / "best.pt").exists() and result.best_miou > 0.05
     assert {h["step"] for h in history if "val_miou" in h} == {30, 60}

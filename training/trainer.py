@@ -33,7 +33,7 @@ from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.pool_selection import frame_class_counts
-from segloop.run_environment import run_environment
+from segloop.run_environment import run_environment, torch_cpu_kernels
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
 from training.aux_decoder_activity import activity_over_history, idle_decoders_warning
@@ -525,7 +525,7 @@ class Trainer:
             "skipped_frames": self.dataset.skipped,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
-            "environment": run_environment(),
+            "environment": {**run_environment(), "torch_cpu_kernels": torch_cpu_kernels()},
         }
         measured = quality_over_history(self.out / "history.jsonl")
         if measured is not None:
