@@ -1,0 +1,121 @@
+"""Diagnostic: the confident errors a model would teach itself on the unlabeled pool.
+
+The mean teacher keeps a pixel's pseudo-label where the softmax maximum of the class scores is
+at least ``--threshold`` (0.95, `methods.confidence_threshold`); a confident wrong pixel is
+learned as if it were right. For every ``--every``-th pool frame (whole frame, eval mode, the
+clean view) this prints, per condition and against the pool's hidden ground truth: pixel
+accuracy, the share of pixels kept by the threshold and how many of those are right, and the
+``--top`` (true class -> predicted class) pairs of the kept wrong pixels, as shares of the
+condition's pixels. A few pairs holding most of the kept errors (one region of a condition
+read as one wrong class) is what self-training amplifies rather than corrects
+(docs/RESULTS.md, ablation: "Why the retrained warm models gain less").
+
+    python benchmarks/confident_errors.py runs/ablation/warm/softmax/seed0/best.pt --every 8
+
+Run from a checkout whose ``params.yaml`` points at the data the checkpoint was trained on.
+The softmax head's scores are its logits; for an ECOC head the softmax of the decoded scores
+saturates (docs/METHODS.md), so read its figures with that in mind.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segloop.datasets import Sample, read_image, read_mask
+from segloop.params import load_params
+from segloop.splits import read_conditions, split_samples
+from segloop.taxonomy import Taxonomy
+from training.checkpoint import load_for_inference
+from training.data import to_tensor
+
+
+def kept_confusions(
+    model: torch.nn.Module,
+    samples: list[Sample],
+    conditions: dict[str, str],
+    taxonomy: Taxonomy,
+    threshold: float,
+    batch: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per condition: ``[valid pixels, correct, kept, kept correct]`` and the confusion
+    matrix (true, predicted) of the kept wrong pixels."""
+    classes = taxonomy.num_classes
+    counts: dict[str, np.ndarray] = {}
+    confusions: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for start in range(0, len(samples), batch):
+            chunk = samples[start : start + batch]
+            images = torch.stack([to_tensor(read_image(s.image)) for s in chunk])
+            confidence, prediction = F.softmax(model(images).float(), dim=1).max(1)
+            maps = zip(chunk, confidence.numpy(), prediction.numpy(), strict=True)
+            for sample, conf, pred in maps:
+                assert sample.mask is not None
+                truth = read_mask(sample.mask, taxonomy).astype(np.int64)
+                valid = truth != taxonomy.ignore_index
+                right = valid & (pred == truth)
+                kept = valid & (conf >= threshold)
+                wrong_kept = kept & ~right
+                for name in (conditions.get(sample.key, "unknown"), "all"):
+                    counts.setdefault(name, np.zeros(4, dtype=np.int64))
+                    counts[name] += [valid.sum(), right.sum(), kept.sum(), (kept & right).sum()]
+                    matrix = confusions.setdefault(name, np.zeros((classes, classes), np.int64))
+                    np.add.at(matrix, (truth[wrong_kept], pred[wrong_kept]), 1)
+    return counts, confusions
+
+
+def top_pairs(matrix: np.ndarray, pixels: int, names: tuple[str, ...], top: int) -> str:
+    order = np.argsort(-matrix, axis=None)[:top]
+    pairs = [np.unravel_index(index, matrix.shape) for index in order]
+    return ", ".join(
+        f"{names[t]} -> {names[p]} {100 * matrix[t, p] / pixels:.1f}%"
+        for t, p in pairs
+        if matrix[t, p]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--every", type=int, default=8, help="use every N-th pool frame")
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--top", type=int, default=4, help="confusion pairs per condition")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = load_params("params.yaml")
+    conditions = read_conditions(params.data.root)
+    pool = split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
+    print(
+        "| checkpoint | condition | frames | pixel accuracy | kept | kept correct "
+        "| largest kept errors (share of the condition's pixels) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for path in args.checkpoints:
+        model, taxonomy, _ = load_for_inference(path, torch.device("cpu"))
+        model.eval()
+        counts, confusions = kept_confusions(
+            model, pool, conditions, taxonomy, args.threshold, args.batch
+        )
+        frames = {name: 0 for name in counts}
+        for sample in pool:
+            frames[conditions.get(sample.key, "unknown")] += 1
+        frames["all"] = len(pool)
+        for name in sorted(counts):
+            valid, right, kept, kept_right = (int(v) for v in counts[name])
+            pairs = top_pairs(confusions[name], valid, taxonomy.classes, args.top)
+            print(
+                f"| {path} | {name} | {frames[name]} | {100 * right / valid:.1f}% "
+                f"| {100 * kept / valid:.1f}% | {100 * kept_right / max(kept, 1):.1f}% "
+                f"| {pairs} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
