@@ -2,12 +2,12 @@
 
 The mean teacher keeps a pixel's pseudo-label where the softmax maximum of the class scores is
 at least ``--threshold`` (0.95, `methods.confidence_threshold`); a confident wrong pixel is
-learned as if it were right. For every ``--every``-th pool frame (whole frame, eval mode, the
-clean view) this prints, per condition and against the pool's hidden ground truth: pixel
-accuracy, the share of pixels kept by the threshold and how many of those are right, and the
-``--top`` (true class -> predicted class) pairs of the kept wrong pixels, as shares of the
-condition's pixels. A few pairs holding most of the kept errors (one region of a condition
-read as one wrong class) is what self-training amplifies rather than corrects
+learned as if it were right. For every ``--every``-th pool frame that has a ground-truth mask
+(whole frame, eval mode, the clean view) this prints, per condition and against that hidden
+ground truth: pixel accuracy, the share of pixels kept by the threshold and how many of those
+are right, and the ``--top`` (true class -> predicted class) pairs of the kept wrong pixels,
+as shares of the condition's pixels. A few pairs holding most of the kept errors (one region
+of a condition read as one wrong class) is what self-training amplifies rather than corrects
 (docs/RESULTS.md, ablation: "Why the retrained warm models gain less").
 
     python benchmarks/confident_errors.py runs/ablation/warm/softmax/seed0/best.pt --every 8
@@ -54,7 +54,7 @@ def kept_confusions(
             confidence, prediction = F.softmax(model(images).float(), dim=1).max(1)
             maps = zip(chunk, confidence.numpy(), prediction.numpy(), strict=True)
             for sample, conf, pred in maps:
-                assert sample.mask is not None
+                assert sample.mask is not None  # main() keeps only frames with a mask
                 truth = read_mask(sample.mask, taxonomy).astype(np.int64)
                 valid = truth != taxonomy.ignore_index
                 right = valid & (pred == truth)
@@ -90,7 +90,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params = load_params("params.yaml")
     conditions = read_conditions(params.data.root)
-    pool = split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
+    pool = [
+        sample
+        for sample in split_samples(params.data, "unlabeled", with_masks=True)[:: args.every]
+        if sample.mask is not None
+    ]
+    if not pool:
+        raise SystemExit("no frame of the unlabeled pool has a ground-truth mask to check against")
     print(
         "| checkpoint | condition | frames | pixel accuracy | kept | kept correct "
         "| largest kept errors (share of the condition's pixels) |"
