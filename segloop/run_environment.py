@@ -1,6 +1,6 @@
-"""What a run's figures depend on besides its params: the interpreter, the CPU, the
-versions of the packages that render the embedded data or compute the model, and the
-instruction set of torch's CPU kernels.
+"""What a run's figures depend on besides its params: the interpreter, the CPU and the
+versions of the packages that render the embedded data or compute the model (torch's CPU
+kernels: ``training/cpu_kernels.py``, since this package never imports torch).
 
 A training run's ``metrics.json`` and the embedded dataset's ``synth.json`` record this, so that
 two figures can be told apart by what made them (docs/RESULTS.md: a warm model retrained with
@@ -10,10 +10,8 @@ and nothing recorded which CPU or versions made the earlier one).
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
-from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -26,9 +24,6 @@ RESULT_PACKAGES = (
     "onnxruntime",
 )
 CPUINFO = Path("/proc/cpuinfo")
-KERNEL_ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-"""Environment variables that cap the instruction set of torch's CPU kernels: ATen's own
-vectorised kernels, oneDNN's (convolutions) and MKL's (matrix products)."""
 
 
 def package_versions(names: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str | None]:
@@ -70,18 +65,4 @@ def run_environment() -> dict[str, object]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "packages": package_versions(),
-    }
-
-
-def torch_cpu_kernels(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
-    """The instruction set torch's CPU kernels dispatch to (``AVX512``, ``AVX2``, ...) and the
-    :data:`KERNEL_ISA_VARIABLES` that are set. The same training on the same data rounds
-    differently under AVX-512 and AVX2 kernels and ends at another mIoU; with all three set to
-    AVX2 a Zen 5 VM repeated a Zen 3 VM's figures to the digits recorded (docs/RESULTS.md, the
-    main job). Imports torch, so only callers that already use it record this."""
-    import torch
-
-    return {
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "isa_caps": {name: environ[name] for name in KERNEL_ISA_VARIABLES if name in environ},
     }

@@ -1,14 +1,6 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from segloop.run_environment import (
-    cpu_model,
-    package_versions,
-    run_environment,
-    torch_cpu_kernels,
-)
+from segloop.run_environment import cpu_model, package_versions, run_environment
 
 
 def test_cpu_model_reads_the_first_model_name(tmp_path: Path) -> None:
@@ -40,22 +32,3 @@ def test_run_environment_lists_the_result_packages() -> None:
     packages = environment["packages"]
     assert isinstance(packages, dict) and packages["opencv-python-headless"] is not None
     assert str(environment["python"]).count(".") == 2
-
-
-def test_torch_cpu_kernels_lists_only_the_isa_caps_that_are_set() -> None:
-    environ = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "HOME": "/x"}
-    assert torch_cpu_kernels(environ)["isa_caps"] == {
-        "ATEN_CPU_CAPABILITY": "avx2",
-        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-    }
-    assert torch_cpu_kernels({})["isa_caps"] == {}
-
-
-def test_torch_cpu_kernels_records_the_capability_a_cap_selects() -> None:
-    """ATEN_CPU_CAPABILITY=default makes torch dispatch to its scalar kernels, on any CPU."""
-    code = "from segloop.run_environment import torch_cpu_kernels; print(torch_cpu_kernels())"
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    assert "'capability': 'DEFAULT'" in out

@@ -33,7 +33,7 @@ from segloop.errors import SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.pool_selection import frame_class_counts
-from segloop.run_environment import run_environment, torch_cpu_kernels
+from segloop.run_environment import run_environment
 from segloop.splits import read_conditions, split_samples
 from segloop.taxonomy import Taxonomy
 from training.aux_decoder_activity import activity_over_history, idle_decoders_warning
@@ -43,6 +43,7 @@ from training.checkpoint import (
     model_state,
     save_checkpoint,
 )
+from training.cpu_kernels import torch_cpu_kernels
 from training.data import (
     LabeledFrames,
     StepBatches,
