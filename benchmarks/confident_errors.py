@@ -20,6 +20,7 @@ saturates (docs/METHODS.md), so read its figures with that in mind.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ import torch.nn.functional as F
 from segloop.datasets import Sample, read_image, read_mask
 from segloop.params import load_params
 from segloop.splits import read_conditions, split_samples
-from segloop.taxonomy import Taxonomy
+from segloop.taxonomy import IGNORE_INDEX, Taxonomy
 from training.checkpoint import load_for_inference
 from training.data import to_tensor
+from training.pseudo_quality import CORRECT, KEPT, VALID, pseudo_label_counts, quality
 
 
 def kept_confusions(
@@ -41,31 +43,38 @@ def kept_confusions(
     taxonomy: Taxonomy,
     threshold: float,
     batch: int,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per condition: ``[valid pixels, correct, kept, kept correct]`` and the confusion
-    matrix (true, predicted) of the kept wrong pixels."""
+) -> tuple[dict[str, Counter[str]], dict[str, np.ndarray]]:
+    """Per condition: frames, correct pixels and :func:`pseudo_label_counts` of the kept ones
+    (the definitions of the online pseudo-label precision), and the confusion matrix (true,
+    predicted) of the kept wrong pixels."""
     classes = taxonomy.num_classes
-    counts: dict[str, np.ndarray] = {}
+    counts: dict[str, Counter[str]] = {}
     confusions: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for start in range(0, len(samples), batch):
             chunk = samples[start : start + batch]
             images = torch.stack([to_tensor(read_image(s.image)) for s in chunk])
             confidence, prediction = F.softmax(model(images).float(), dim=1).max(1)
-            maps = zip(chunk, confidence.numpy(), prediction.numpy(), strict=True)
+            maps = zip(chunk, confidence, prediction, strict=True)
             for sample, conf, pred in maps:
                 assert sample.mask is not None  # main() keeps only frames with a mask
-                truth = read_mask(sample.mask, taxonomy).astype(np.int64)
-                valid = truth != taxonomy.ignore_index
-                right = valid & (pred == truth)
-                kept = valid & (conf >= threshold)
-                wrong_kept = kept & ~right
+                truth = torch.from_numpy(read_mask(sample.mask, taxonomy).astype(np.int64))
+                kept = conf >= threshold
+                valid = truth != IGNORE_INDEX
+                right = (pred == truth) & valid
+                frame = Counter(pseudo_label_counts(pred, kept, truth))
+                frame.update({"frames": 1, "correct": float(right.sum())})
+                wrong_kept = (kept & valid & ~right).numpy()
                 for name in (conditions.get(sample.key, "unknown"), "all"):
-                    counts.setdefault(name, np.zeros(4, dtype=np.int64))
-                    counts[name] += [valid.sum(), right.sum(), kept.sum(), (kept & right).sum()]
+                    counts.setdefault(name, Counter()).update(frame)
                     matrix = confusions.setdefault(name, np.zeros((classes, classes), np.int64))
-                    np.add.at(matrix, (truth[wrong_kept], pred[wrong_kept]), 1)
+                    np.add.at(matrix, (truth.numpy()[wrong_kept], pred.numpy()[wrong_kept]), 1)
     return counts, confusions
+
+
+def percent(share: float | None) -> str:
+    """A share as a percentage; a share of nothing (None) as 0.0%."""
+    return f"{100 * (share or 0.0):.1f}%"
 
 
 def top_pairs(matrix: np.ndarray, pixels: int, names: tuple[str, ...], top: int) -> str:
@@ -108,17 +117,14 @@ def main() -> None:
         counts, confusions = kept_confusions(
             model, pool, conditions, taxonomy, args.threshold, args.batch
         )
-        frames = {name: 0 for name in counts}
-        for sample in pool:
-            frames[conditions.get(sample.key, "unknown")] += 1
-        frames["all"] = len(pool)
         for name in sorted(counts):
-            valid, right, kept, kept_right = (int(v) for v in counts[name])
-            pairs = top_pairs(confusions[name], valid, taxonomy.classes, args.top)
+            count = counts[name]
+            measured = quality(count[VALID], count[KEPT], count[CORRECT])
+            pairs = top_pairs(confusions[name], int(count[VALID]), taxonomy.classes, args.top)
             print(
-                f"| {path} | {name} | {frames[name]} | {100 * right / valid:.1f}% "
-                f"| {100 * kept / valid:.1f}% | {100 * kept_right / max(kept, 1):.1f}% "
-                f"| {pairs} |",
+                f"| {path} | {name} | {count['frames']:.0f} "
+                f"| {percent(count['correct'] / count[VALID])} "
+                f"| {percent(measured['coverage'])} | {percent(measured['precision'])} | {pairs} |",
                 flush=True,
             )
 
