@@ -15,7 +15,7 @@ Every row gets the same number of iterations of the segmentation model, ``--budg
 - a row with the online branch (``methods.unlabeled``) ends with ``methods.precise_bn``:
   its ``best.pt``, the one evaluated, has BatchNorm statistics recomputed on the labeled
   frames where that validates no worse (the report's last column gives both mIoUs);
-- ``dars``, ``combined`` and the three ``loop`` rows first label the pool with the warm
+- ``dars``, ``combined`` and the four ``loop`` rows first label the pool with the warm
   model and its ELN (``segloop predict``) and select pseudo-labels with DARS at alpha 0.2
   plus the ELN's reliability (``segloop select``).
 
@@ -77,6 +77,19 @@ ROWS: dict[str, Row] = {
     "loop-threshold": Row(
         "softmax",
         [*SSL, "methods.eln.mask=false", "methods.confidence_threshold=0.95"],
+        eln=True,
+        offline=True,
+    ),
+    # ``loop-threshold`` with the teacher's probabilities aligned, per condition, to the
+    # labeled class distribution before the threshold (training/methods/alignment.py).
+    "loop-align": Row(
+        "softmax",
+        [
+            *SSL,
+            "methods.eln.mask=false",
+            "methods.confidence_threshold=0.95",
+            "methods.alignment.enabled=true",
+        ],
         eln=True,
         offline=True,
     ),

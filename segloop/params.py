@@ -282,6 +282,16 @@ class PreciseBNParams(StrictModel):
     frames: int = Field(512, ge=1)  # the first this many labeled frames
 
 
+class AlignmentParams(StrictModel):
+    """Distribution alignment of the teacher's probabilities before they become pseudo-labels
+    (ReMixMatch §3.2, per group; training/methods/alignment.py)."""
+
+    enabled: bool = False
+    # condition: one running marginal per condition of the dataset's conditions.csv; pool: one
+    groups: Literal["condition", "pool"] = "condition"
+    momentum: float = Field(0.99, ge=0, lt=1)  # per-frame decay of each group's running mean
+
+
 class MethodsParams(StrictModel):
     """Semi-supervised components on top of supervised training; all off by default."""
 
@@ -293,6 +303,7 @@ class MethodsParams(StrictModel):
     teacher_decay: float = Field(0.99, ge=0, lt=1)
     evaluate: Literal["teacher", "student"] = "teacher"
     confidence_threshold: float = Field(0.0, ge=0, lt=1)  # mean-teacher pixel filter; 0: off
+    alignment: AlignmentParams = AlignmentParams()
     strong: StrongViewParams = StrongViewParams()
     u2pl: U2PLParams = U2PLParams()
     ecoc: EcocTrainingParams = EcocTrainingParams()
@@ -487,6 +498,13 @@ class Params(StrictModel):
             raise ValueError("model.head: prototype is updated by DeS4; enable methods.des4")
         if m.u2pl.enabled and not m.unlabeled:
             raise ValueError("methods.u2pl needs methods.unlabeled: true")
+        if m.alignment.enabled and not m.unlabeled:
+            raise ValueError("methods.alignment needs methods.unlabeled: true")
+        if m.alignment.enabled and self.model.head == "ecoc":
+            raise ValueError(
+                "methods.alignment rescales class probabilities; the ECOC head's pseudo-labels "
+                "are bit-wise: use model.head softmax or prototype"
+            )
         if m.eln.fit_only and not (m.eln.enabled and m.init_from is not None):
             raise ValueError(
                 "methods.eln.fit_only fits an ELN to an existing model: it needs "

@@ -9,7 +9,7 @@ import torch
 
 from segloop.datasets import read_image
 from segloop.params import Params, load_params
-from segloop.splits import make_split, split_samples, write_split
+from segloop.splits import make_split, read_conditions, split_samples, write_split
 from segloop.synth import write_dataset
 from tests.conftest import tiny_overrides
 from training.checkpoint import model_from_checkpoint
@@ -38,6 +38,11 @@ U2PL = [
 # recipe -> (head, overrides, the loss terms that must fall)
 RECIPES = {
     "mean-teacher": ("softmax", ["methods.confidence_threshold=0.5"], ["unsup"]),
+    "alignment": (
+        "softmax",
+        ["methods.confidence_threshold=0.5", "methods.alignment.enabled=true"],
+        ["unsup"],
+    ),
     "u2pl": ("softmax", [*U2PL, "methods.u2pl.sce_weight=0.1"], ["unsup"]),
     "ecoc": ("ecoc", [], ["sup", "unsup"]),
     "eln": ("softmax", ["methods.eln.enabled=true", "methods.eln.contrast_weight=1.0"], ["eln"]),
@@ -113,6 +118,13 @@ def test_method_runs_and_its_losses_fall(workspace: Path, name: str) -> None:
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
     if name == "eln":  # the pixel contrast (off by default) runs when weighted
         assert all("eln_contrast" in r for r in rows)
+    if name == "alignment":  # one running marginal per condition of the pool, checkpointed
+        conditions = set(read_conditions(params.data.root).values())
+        assert {k for r in rows for k in r if k.startswith("align_tv:")} == {
+            f"align_tv:{c}" for c in conditions
+        }
+        state = torch.load(out / "last.pt", weights_only=False)["objective"]
+        assert state["component:alignment"]["groups"] == sorted(conditions)
     assert (out / "best.pt").exists() and (out / "metrics.json").exists()
 
 

@@ -69,10 +69,13 @@ def test_pool_truth_follows_the_image_geometry(tmp_path: Path) -> None:
     ]
     flip = A.Compose([A.HorizontalFlip(p=1.0)])
     blind = UnlabeledFrames(samples, flip)
-    measured = UnlabeledFrames(samples, flip, taxonomy=CITYSCAPES)
-    image, nothing = blind[(1, 7)]
-    same_image, truth = measured[(1, 7)]
+    measured = UnlabeledFrames(
+        samples, flip, taxonomy=CITYSCAPES, groups=list(range(3, 3 + len(samples)))
+    )
+    image, nothing, group = blind[(1, 7)]
+    same_image, truth, measured_group = measured[(1, 7)]
     assert nothing.numel() == 0
+    assert (group, measured_group) == (0, 4)  # one group by default; else the sample's own
     torch.testing.assert_close(image, same_image)
     mask = measured.truth[1]
     assert torch.equal(truth, torch.from_numpy(np.ascontiguousarray(mask[:, ::-1])).long())

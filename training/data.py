@@ -164,14 +164,15 @@ class StepSampler(StepBatches):
         return out
 
 
-class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
     """Pool images, decoded once, weakly augmented with the same geometry pipeline as labeled
     frames and no colour change.
 
-    Items are (image, hidden truth). The truth is read only with ``taxonomy`` given (the
-    benchmarks' pseudo-label measurement, ``train.measure_pseudo_labels``) and goes through
-    the same geometry as the image; otherwise it is an empty tensor and the pool's ground
-    truth, if any, is never read.
+    Items are (image, hidden truth, group). The truth is read only with ``taxonomy`` given
+    (the benchmarks' pseudo-label measurement, ``train.measure_pseudo_labels``) and goes
+    through the same geometry as the image; otherwise it is an empty tensor and the pool's
+    ground truth, if any, is never read. ``groups`` gives each sample's group index (its
+    condition, for distribution alignment); without it every frame is group 0.
     """
 
     def __init__(
@@ -180,12 +181,14 @@ class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         transform: A.Compose,
         on_bad_file: str = "error",
         taxonomy: Taxonomy | None = None,
+        groups: Sequence[int] | None = None,
     ) -> None:
         self.transform = transform
         self.images: list[np.ndarray] = []
         self.truth: list[np.ndarray] = []
+        self.groups: list[int] = []
         self.skipped: dict[str, str] = {}
-        for sample in track(samples, description="reading pool", transient=True):
+        for i, sample in enumerate(track(samples, description="reading pool", transient=True)):
             try:
                 image = read_image(sample.image)
             except DataError as exc:
@@ -194,6 +197,7 @@ class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 self.skipped[sample.key] = str(exc)
                 continue
             self.images.append(image)
+            self.groups.append(groups[i] if groups is not None else 0)
             if taxonomy is not None:  # never skipped: measuring must not change the pool
                 if sample.mask is None:
                     raise DataError(
@@ -207,15 +211,15 @@ class UnlabeledFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         index, seed = item
         self.transform.set_random_seed(seed)
         if not self.truth:
             image = self.transform(image=self.images[index])["image"]
-            return to_tensor(image), torch.empty(0, dtype=torch.long)
+            return to_tensor(image), torch.empty(0, dtype=torch.long), self.groups[index]
         out = self.transform(image=self.images[index], mask=self.truth[index])
         truth = torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
-        return to_tensor(out["image"]), truth
+        return to_tensor(out["image"]), truth, self.groups[index]
 
 
 def weak_transform(params: TrainParams) -> A.Compose:

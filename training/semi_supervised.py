@@ -4,12 +4,14 @@ Order of one step (mean teacher; shared/ARCHITECTURE.md "Methods"):
 
 1. the student on the labeled batch: the head's supervised loss; ELN (auxiliary decoders and
    the error localizer) and DeS4 (the teacher's decoupled decoder) add labeled terms;
-2. with ``methods.unlabeled``, the teacher (eval mode) labels the weak view; the enabled
-   filters (confidence threshold, U2PL entropy partition, ELN mask) are combined by
-   :func:`combine_filters`; the strong view (CutMix + photometric) mixes images, pseudo-labels
-   and masks with the same boxes; the student's strong-view prediction gets the head's
-   unsupervised loss on reliable pixels, U2PL's contrast (negatives from unreliable pixels) and
-   ELN's pixel contrast; unlabeled terms are ramped in linearly over ``rampup_steps``;
+2. with ``methods.unlabeled``, the teacher (eval mode) labels the weak view, its
+   probabilities first aligned to the labeled class distribution per group of frames under
+   ``methods.alignment`` (training/methods/alignment.py); the enabled filters (confidence
+   threshold, U2PL entropy partition, ELN mask) are combined by :func:`combine_filters`; the
+   strong view (CutMix + photometric) mixes images, pseudo-labels and masks with the same
+   boxes; the student's strong-view prediction gets the head's unsupervised loss on reliable
+   pixels, U2PL's contrast (negatives from unreliable pixels) and ELN's pixel contrast;
+   unlabeled terms are ramped in linearly over ``rampup_steps``;
 3. after the optimiser step the teacher follows the student by EMA (the encoder only under
    DeS4, whose prototypes then move by multi-entropy sampling).
 """
@@ -24,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from segloop.params import Params
+from segloop.pool_selection import labeled_histogram
+from segloop.selection import class_prior
 from segloop.taxonomy import IGNORE_INDEX
 from training.components import (
     DeS4Component,
@@ -32,6 +36,7 @@ from training.components import (
     class_ratio_from_masks,
     downsample_labels,
 )
+from training.methods.alignment import POOL_GROUP, DistributionAlignment
 from training.methods.augment import apply_cutmix, cutmix_masks, photometric
 from training.methods.ema import ema_decay, ema_update, make_teacher
 from training.methods.filters import combine_filters
@@ -60,6 +65,7 @@ class StepObjective:
         num_classes: int,
         device: torch.device,
         labeled_masks: list[np.ndarray],
+        unlabeled_groups: list[str] | None = None,
     ) -> None:
         self.model, self.params = model, params
         m = params.methods
@@ -72,6 +78,15 @@ class StepObjective:
             self.des4 = DeS4Component(params, class_ratio_from_masks(labeled_masks, num_classes))
             if self.teacher is not None:
                 self.des4.share_prototypes(model, self.teacher)
+        self.alignment = None
+        if m.alignment.enabled:
+            prior = class_prior(labeled_histogram(labeled_masks, num_classes))
+            self.alignment = DistributionAlignment(
+                torch.from_numpy(prior),
+                unlabeled_groups or [POOL_GROUP],
+                m.alignment.momentum,
+                device,
+            )
         self.generator = torch.Generator().manual_seed(params.train.seed + 5)
         # The last step's weak-view pseudo-labels and the pixels the filters kept.
         self.last_pseudo_labels: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -97,7 +112,7 @@ class StepObjective:
             state["teacher"] = self.teacher.state_dict()
         for name, module in self.trainable_modules().items():
             state[f"module:{name}"] = module.state_dict()
-        for name, comp in (("eln", self.eln), ("u2pl", self.u2pl), ("des4", self.des4)):
+        for name, comp in self._components():
             if comp is not None:
                 state[f"component:{name}"] = comp.state()
         return state
@@ -108,9 +123,17 @@ class StepObjective:
             self.teacher.load_state_dict(state["teacher"])
         for name, module in self.trainable_modules().items():
             module.load_state_dict(state[f"module:{name}"])
-        for name, comp in (("eln", self.eln), ("u2pl", self.u2pl), ("des4", self.des4)):
+        for name, comp in self._components():
             if comp is not None:
                 comp.load_state(state[f"component:{name}"])
+
+    def _components(self) -> list[tuple[str, Any]]:
+        return [
+            ("eln", self.eln),
+            ("u2pl", self.u2pl),
+            ("des4", self.des4),
+            ("alignment", self.alignment),
+        ]
 
     def eval_model(self) -> SegmentationModel:
         """The model that is validated and exported: the teacher under mean teacher."""
@@ -120,7 +143,12 @@ class StepObjective:
 
     # -- the step ----------------------------------------------------------------------
     def terms(
-        self, step: int, images: torch.Tensor, labels: torch.Tensor, unlabeled: torch.Tensor | None
+        self,
+        step: int,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        unlabeled: torch.Tensor | None,
+        unlabeled_groups: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         m = self.params.methods
         if m.eln.fit_only:
@@ -140,7 +168,11 @@ class StepObjective:
                 self.des4.last_teacher_output = (out.feature.detach(), out.raw.detach())
         if unlabeled is not None:
             assert out.embedding is not None
-            terms.update(self._unlabeled_terms(step, images, labels, out.embedding, unlabeled))
+            terms.update(
+                self._unlabeled_terms(
+                    step, images, labels, out.embedding, unlabeled, unlabeled_groups
+                )
+            )
         return terms
 
     def _eln_fit_terms(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -160,6 +192,7 @@ class StepObjective:
         labels: torch.Tensor,
         labeled_embedding: torch.Tensor,
         weak: torch.Tensor,
+        groups: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         m = self.params.methods
         assert self.teacher is not None
@@ -182,6 +215,10 @@ class StepObjective:
                     self.u2pl.contrast.prototypes.vectors,
                 )
                 probs = upsample(small, size)
+            if self.alignment is not None:
+                if groups is None:
+                    groups = torch.zeros(weak.shape[0], dtype=torch.long, device=weak.device)
+                probs = self.alignment(probs, groups)
             pseudo = probs.argmax(dim=1)
             valid = torch.ones_like(pseudo, dtype=torch.bool)
             trusted = []

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 from segloop.atomic_files import write_json_atomic, write_text_atomic
-from segloop.errors import SegloopError
+from segloop.errors import DataError, SegloopError
 from segloop.fingerprint import run_fingerprint
 from segloop.params import Params
 from segloop.pool_selection import frame_class_counts
@@ -55,6 +55,7 @@ from training.data import (
 )
 from training.evaluation import evaluate_with_params
 from training.host import configure_host
+from training.methods.alignment import frame_groups
 from training.models import SegmentationModel, build_model
 from training.precise_bn import frame_batches, recompute_batchnorm
 from training.pseudo_quality import (
@@ -127,6 +128,21 @@ def _truncate_history(path: Path, after_step: int) -> None:
     write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
+def alignment_groups(params: Params, keys: list[str]) -> tuple[list[str], list[int]]:
+    """The unlabeled frames' groups for distribution alignment: their conditions under
+    ``methods.alignment.groups: condition`` (when alignment is on), else one group."""
+    a = params.methods.alignment
+    if not a.enabled or a.groups == "pool":
+        return frame_groups(keys, None)
+    conditions = read_conditions(params.data.root)
+    if not conditions:
+        raise DataError(
+            f"{params.data.root}: methods.alignment.groups: condition needs the dataset's "
+            "conditions.csv (image,condition); set it to pool to align the whole pool at once"
+        )
+    return frame_groups(keys, conditions)
+
+
 class Trainer:
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -160,13 +176,19 @@ class Trainer:
                 pseudo_labeled_samples(pool, m.pseudo_labels), self.taxonomy, transform, on_bad
             )
         self.unlabeled: UnlabeledFrames | None = None
+        group_names: list[str] = []
         if m.unlabeled:
             measure = t.measure_pseudo_labels
+            unlabeled_samples = (
+                split_samples(params.data, "unlabeled", with_masks=True) if measure else pool
+            )
+            group_names, groups = alignment_groups(params, [s.key for s in unlabeled_samples])
             self.unlabeled = UnlabeledFrames(
-                split_samples(params.data, "unlabeled", with_masks=True) if measure else pool,
+                unlabeled_samples,
                 weak_transform(t),
                 on_bad,
                 self.taxonomy if measure else None,
+                groups,
             )
         self.val_samples = split_samples(params.data, "val", with_masks=True)
         self.conditions = read_conditions(params.data.root)
@@ -178,6 +200,7 @@ class Trainer:
             self.taxonomy.num_classes,
             self.device,
             [mask for _, mask in self.dataset.pairs],
+            group_names,
         )
         if m.init_from is not None:
             self._warm_start(m.init_from)
@@ -321,6 +344,7 @@ class Trainer:
         masks: torch.Tensor,
         unlabeled: torch.Tensor | None = None,
         unlabeled_truth: torch.Tensor | None = None,
+        unlabeled_groups: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One optimiser step; returns every loss term and their total, and with the pool's
         hidden truth the pixel counts of the pseudo-labels the step kept (never a loss)."""
@@ -329,7 +353,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(self.device.type, enabled=self.amp):
-            terms = self.objective.terms(self.step, images, masks, unlabeled)
+            terms = self.objective.terms(self.step, images, masks, unlabeled, unlabeled_groups)
             loss = torch.stack([v.float() for v in terms.values()]).sum()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -343,6 +367,8 @@ class Trainer:
         out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
         if self.objective.eln is not None:
             out.update(self.objective.eln.last_activity)
+        if self.objective.alignment is not None and unlabeled is not None:
+            out.update(self.objective.alignment.drift())
         if unlabeled_truth is not None:
             kept = self.objective.last_pseudo_labels
             assert kept is not None
@@ -417,14 +443,15 @@ class Trainer:
                     extra_images, extra_masks = next(pseudo)
                     images = torch.cat([images, extra_images])
                     masks = torch.cat([masks, extra_masks])
-                weak = truth = None
+                weak = truth = group = None
                 if unlabeled is not None:
-                    weak, truth = (x.to(self.device) for x in next(unlabeled))
+                    weak, truth, group = (x.to(self.device) for x in next(unlabeled))
                 terms = self.train_step(
                     images.to(self.device, non_blocking=True),
                     masks.to(self.device, non_blocking=True),
                     weak,
                     truth if truth is not None and truth.numel() else None,
+                    group,
                 )
                 self.step += 1
                 for key, value in terms.items():
