@@ -288,7 +288,8 @@ class AlignmentParams(StrictModel):
 
     enabled: bool = False
     # condition: one running marginal per condition of the dataset's conditions.csv; pool: one
-    groups: Literal["condition", "pool"] = "condition"
+    # for the whole pool; auto: condition where the dataset has conditions.csv, else pool
+    groups: Literal["auto", "condition", "pool"] = "auto"
     momentum: float = Field(0.99, ge=0, lt=1)  # per-frame decay of each group's running mean
 
 
@@ -452,13 +453,16 @@ class RoundParams(StrictModel):
 # Table 5: 70.20 vs 70.52 mIoU with the default two; the step cost of each is in
 # docs/RESULTS.md) and then used frozen, as in the ELN paper. Later rounds filter the
 # teacher's pseudo-labels online by its confidence, not by the ELN mask (ablation row
-# `loop-threshold`, docs/RESULTS.md); the ELN's reliability masks the offline selection.
+# `loop-threshold`, docs/RESULTS.md), after aligning its probabilities per condition to the
+# labeled class distribution (row `loop-align`); the ELN's reliability masks the offline
+# selection.
 _SSL_ROUND = {
     "methods": {
         "eln": {"enabled": True, "train_during_ssl": False, "mask": False},
         "unlabeled": True,
         "unlabeled_batch_size": 4,
         "confidence_threshold": 0.95,
+        "alignment": {"enabled": True},
     },
     "train": {"steps": 150, "batch_size": 4},
 }

@@ -90,10 +90,18 @@ def test_params_refuse_alignment_without_probabilities_or_unlabeled() -> None:
 
 
 def test_condition_groups_need_conditions_csv(tmp_path: Path) -> None:
-    on = ["methods.alignment.enabled=true", "methods.unlabeled=true", f"data.root={tmp_path}"]
+    on = [
+        "methods.alignment.enabled=true",
+        "methods.unlabeled=true",
+        f"data.root={tmp_path}",
+        "methods.alignment.groups=condition",
+    ]
+    auto = load_params(None, [*on, "methods.alignment.groups=auto"])
+    assert alignment_groups(auto, ["a.png"]) == (["pool"], [0])  # nothing listed: one group
     with pytest.raises(DataError, match=r"needs the dataset.s conditions\.csv"):
         alignment_groups(load_params(None, on), ["a.png"])
     pool = load_params(None, [*on, "methods.alignment.groups=pool"])
     assert alignment_groups(pool, ["a.png"]) == (["pool"], [0])
     (tmp_path / "conditions.csv").write_text("image,condition\na.png,fog\nb.png,day\n")
     assert alignment_groups(load_params(None, on), ["a.png", "b.png"]) == (["day", "fog"], [1, 0])
+    assert alignment_groups(auto, ["a.png", "b.png"]) == (["day", "fog"], [1, 0])

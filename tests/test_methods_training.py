@@ -125,6 +125,9 @@ def test_method_runs_and_its_losses_fall(workspace: Path, name: str) -> None:
         }
         state = torch.load(out / "last.pt", weights_only=False)["objective"]
         assert state["component:alignment"]["groups"] == sorted(conditions)
+        drift = json.loads((out / "metrics.json").read_text())["alignment_drift"]
+        assert set(drift) == {f"align_tv:{c}" for c in conditions}
+        assert all(0 <= v <= 1 for v in drift.values())
     assert (out / "best.pt").exists() and (out / "metrics.json").exists()
 
 

@@ -129,12 +129,15 @@ def _truncate_history(path: Path, after_step: int) -> None:
 
 
 def alignment_groups(params: Params, keys: list[str]) -> tuple[list[str], list[int]]:
-    """The unlabeled frames' groups for distribution alignment: their conditions under
-    ``methods.alignment.groups: condition`` (when alignment is on), else one group."""
+    """The unlabeled frames' groups for distribution alignment (when it is on): their
+    conditions under ``methods.alignment.groups: condition``, and under ``auto`` where the
+    dataset lists them; else one group."""
     a = params.methods.alignment
     if not a.enabled or a.groups == "pool":
         return frame_groups(keys, None)
     conditions = read_conditions(params.data.root)
+    if a.groups == "auto":
+        return frame_groups(keys, conditions or None)
     if not conditions:
         raise DataError(
             f"{params.data.root}: methods.alignment.groups: condition needs the dataset's "
@@ -568,4 +571,6 @@ class Trainer:
                 _console.print(f"[yellow]warning:[/] {warning}")
         if self.precise_bn is not None:
             summary["precise_bn"] = self.precise_bn
+        if self.objective.alignment is not None:  # each group's distance at the end
+            summary["alignment_drift"] = self.objective.alignment.drift()
         write_json_atomic(self.out / "metrics.json", summary)
