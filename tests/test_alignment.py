@@ -2,11 +2,16 @@
 
 from pathlib import Path
 
+import albumentations as A
+import numpy as np
 import pytest
 import torch
 
+from segloop.datasets import Sample
 from segloop.errors import DataError, ParamsError
+from segloop.imageio import write_png
 from segloop.params import load_params
+from training.data import UnlabeledFrames
 from training.methods.alignment import DistributionAlignment, align, frame_groups
 from training.trainer import alignment_groups
 
@@ -105,3 +110,17 @@ def test_condition_groups_need_conditions_csv(tmp_path: Path) -> None:
     (tmp_path / "conditions.csv").write_text("image,condition\na.png,fog\nb.png,day\n")
     assert alignment_groups(load_params(None, on), ["a.png", "b.png"]) == (["day", "fog"], [1, 0])
     assert alignment_groups(auto, ["a.png", "b.png"]) == (["day", "fog"], [1, 0])
+
+
+def test_a_skipped_pool_frame_takes_its_group_with_it(tmp_path: Path) -> None:
+    samples = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.png"
+        if name == "b":
+            path.write_bytes(b"not an image at all")
+        else:
+            write_png(path, np.zeros((4, 4, 3), dtype=np.uint8))
+        samples.append(Sample(name, path, None))
+    frames = UnlabeledFrames(samples, A.Compose([]), on_bad_file="skip", groups=[0, 1, 2])
+    assert list(frames.skipped) == ["b"]
+    assert [frames[(i, 0)][2] for i in range(len(frames))] == [0, 2]
