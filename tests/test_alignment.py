@@ -11,6 +11,7 @@ from segloop.datasets import Sample
 from segloop.errors import DataError, ParamsError
 from segloop.imageio import write_png
 from segloop.params import load_params
+from segloop.splits import read_conditions
 from training.data import UnlabeledFrames
 from training.methods.alignment import DistributionAlignment, align, frame_groups
 from training.trainer import alignment_groups
@@ -102,14 +103,17 @@ def test_condition_groups_need_conditions_csv(tmp_path: Path) -> None:
         "methods.alignment.groups=condition",
     ]
     auto = load_params(None, [*on, "methods.alignment.groups=auto"])
-    assert alignment_groups(auto, ["a.png"]) == (["pool"], [0])  # nothing listed: one group
+    none = read_conditions(tmp_path)  # as the trainer reads them: no conditions.csv
+    assert alignment_groups(auto, ["a.png"], none) == (["pool"], [0])  # one group
     with pytest.raises(DataError, match=r"needs the dataset.s conditions\.csv"):
-        alignment_groups(load_params(None, on), ["a.png"])
+        alignment_groups(load_params(None, on), ["a.png"], none)
     pool = load_params(None, [*on, "methods.alignment.groups=pool"])
-    assert alignment_groups(pool, ["a.png"]) == (["pool"], [0])
+    assert alignment_groups(pool, ["a.png"], none) == (["pool"], [0])
     (tmp_path / "conditions.csv").write_text("image,condition\na.png,fog\nb.png,day\n")
-    assert alignment_groups(load_params(None, on), ["a.png", "b.png"]) == (["day", "fog"], [1, 0])
-    assert alignment_groups(auto, ["a.png", "b.png"]) == (["day", "fog"], [1, 0])
+    listed = read_conditions(tmp_path)
+    keys = ["a.png", "b.png"]
+    assert alignment_groups(load_params(None, on), keys, listed) == (["day", "fog"], [1, 0])
+    assert alignment_groups(auto, keys, listed) == (["day", "fog"], [1, 0])
 
 
 def test_a_skipped_pool_frame_takes_its_group_with_it(tmp_path: Path) -> None:

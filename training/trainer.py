@@ -128,14 +128,16 @@ def _truncate_history(path: Path, after_step: int) -> None:
     write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
-def alignment_groups(params: Params, keys: list[str]) -> tuple[list[str], list[int]]:
+def alignment_groups(
+    params: Params, keys: list[str], conditions: dict[str, str]
+) -> tuple[list[str], list[int]]:
     """The unlabeled frames' groups for distribution alignment (when it is on): their
-    conditions under ``methods.alignment.groups: condition``, and under ``auto`` where the
-    dataset lists them; else one group."""
+    ``conditions`` (the dataset's, :func:`read_conditions`) under
+    ``methods.alignment.groups: condition``, and under ``auto`` where the dataset lists them;
+    else one group."""
     a = params.methods.alignment
     if not a.enabled or a.groups == "pool":
         return frame_groups(keys, None)
-    conditions = read_conditions(params.data.root)
     if a.groups == "auto":
         return frame_groups(keys, conditions or None)
     if not conditions:
@@ -178,6 +180,7 @@ class Trainer:
             self.pseudo = LabeledFrames(
                 pseudo_labeled_samples(pool, m.pseudo_labels), self.taxonomy, transform, on_bad
             )
+        self.conditions = read_conditions(params.data.root)
         self.unlabeled: UnlabeledFrames | None = None
         group_names: list[str] = []
         if m.unlabeled:
@@ -185,7 +188,9 @@ class Trainer:
             unlabeled_samples = (
                 split_samples(params.data, "unlabeled", with_masks=True) if measure else pool
             )
-            group_names, groups = alignment_groups(params, [s.key for s in unlabeled_samples])
+            group_names, groups = alignment_groups(
+                params, [s.key for s in unlabeled_samples], self.conditions
+            )
             self.unlabeled = UnlabeledFrames(
                 unlabeled_samples,
                 weak_transform(t),
@@ -194,7 +199,6 @@ class Trainer:
                 groups,
             )
         self.val_samples = split_samples(params.data, "val", with_masks=True)
-        self.conditions = read_conditions(params.data.root)
         self.model: SegmentationModel = build_model(params.model, self.taxonomy.num_classes)
         self.model.to(self.device)
         self.objective = StepObjective(
