@@ -30,6 +30,10 @@ interrupted training resumes from its ``last.pt``; rerun the same command to con
     python benchmarks/ablation.py --seeds 1 --set train.threads=1 &   # thread each (2 cores)
     python benchmarks/ablation.py --report          # markdown table of what has finished
     python benchmarks/ablation.py --root runs/pilot --budget 1000 --ssl-steps 500 --seeds 0
+
+Another label budget runs under its own ``--root`` on its own split (docs/RESULTS.md, "1/16
+labels"): ``segloop data split --fraction 1/16 --set data.split.dir=data/splits16``, then
+every command above with ``--set data.split.fraction=1/16 --set data.split.dir=data/splits16``.
 """
 
 from __future__ import annotations
