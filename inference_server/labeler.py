@@ -1,5 +1,6 @@
 """``segloop label``'s pipeline: plan frames, decode in worker processes, infer in batches on
-one backend, write PNGs from a thread pool, append manifest rows.
+one or more streams of a backend (:mod:`inference_server.streams`), write PNGs from a thread
+pool, append manifest rows.
 
 Per frame it writes ``label/<key>`` (trainIds), ``confidence/<key>`` and, when the export has
 an ELN, ``reliability/<key>`` (uint8 PNGs at the frame's own size), optionally
@@ -13,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +36,16 @@ from inference_server.frames import restore_map
 from inference_server.manifest import Manifest
 from inference_server.metadata import ExportMetadata
 from inference_server.sources import Source, sampled_indices
+from inference_server.streams import open_streams
 from segloop.atomic_files import write_json_atomic
-from segloop.confidence_levels import decode_confidence
+from segloop.confidence_levels import LEVELS, decode_confidence
 from segloop.imageio import colour_overlay, write_png
 from segloop.params import LabelParams
 
 MAPS = ("label", "confidence", "reliability")
+# The confidence each uint8 level stands for, so a map's mean confidence is its level
+# histogram times this table (a 256-bin count instead of a float power per pixel).
+LEVEL_CONFIDENCE = decode_confidence(np.arange(LEVELS + 1, dtype=np.uint8))
 
 
 @dataclass
@@ -126,12 +132,12 @@ class FrameWriter:
         for name, values in maps.items():
             restored[name] = restore_map(values, item.size, self.metadata)
             path = self.settings.out / name / task.key
-            write_png(path, restored[name], self.settings.png_compression, fast_filter=True)
+            write_png(path, restored[name], self.settings.png_compression, fast=True)
             outputs[name] = f"{name}/{task.key}"
         if self.settings.overlays and item.original is not None:
             path = self.settings.out / "overlay" / task.key
             overlay = colour_overlay(item.original, restored["label"], self.palette)
-            write_png(path, overlay, 1, fast_filter=True)
+            write_png(path, overlay, 1, fast=True)
             outputs["overlay"] = f"overlay/{task.key}"
         histogram = np.bincount(restored["label"].ravel(), minlength=self.metadata.num_classes)
         reliability = restored.get("reliability")
@@ -141,12 +147,20 @@ class FrameWriter:
             "height": item.size[0],
             "width": item.size[1],
             "outputs": outputs,
-            "mean_confidence": round(float(decode_confidence(restored["confidence"]).mean()), 5),
+            "mean_confidence": round(mean_confidence(restored["confidence"]), 5),
             "reliable_fraction": None
             if reliability is None
             else round(float((reliability >= RELIABLE_LEVEL).mean()), 5),
             "class_histogram": histogram[: self.metadata.num_classes].tolist(),
         }
+
+
+def mean_confidence(levels: np.ndarray) -> float:
+    """Mean of :func:`decode_confidence` over a map of confidence levels. (An elementwise
+    product, not ``@``: a BLAS dot product wakes OpenBLAS's threads, which then spin on the
+    cores the model needs; ``perf`` showed 0.6% of a labeling run in them.)"""
+    counts = np.bincount(levels.ravel(), minlength=LEVELS + 1)
+    return float((counts * LEVEL_CONFIDENCE).sum()) / max(levels.size, 1)
 
 
 def _task_fields(task: FrameTask) -> dict[str, Any]:
@@ -196,22 +210,25 @@ class LabelSummary:
 
 
 class LabelRun:
-    """One labeling run over planned frames on an open backend.
+    """One labeling run over planned frames on open backends, one per inference stream.
 
     Three stages overlap: the main thread takes decoded frames from the worker processes and
-    forms batches; an inference thread runs the backend (which releases the GIL while the
-    graph runs); writer threads encode the PNGs, append the manifest row and advance the
-    progress bar. Bounded queues between the stages keep memory flat.
+    forms batches; one inference thread per stream takes the next batch and runs its backend
+    (which releases the GIL while the graph runs); writer threads encode the PNGs, append the
+    manifest row and advance the progress bar. Bounded queues between the stages keep memory
+    flat. Frames finish out of order across streams; the manifest is keyed by frame id.
     """
 
     def __init__(
         self,
-        backend: LabelerBackend,
+        backends: Sequence[LabelerBackend],
         metadata: ExportMetadata,
         manifest: Manifest,
         settings: LabelSettings,
     ) -> None:
-        self.backend = backend
+        if not backends:
+            raise ValueError("a labeling run needs at least one backend")
+        self.backends = list(backends)
         self.metadata = metadata
         self.manifest = manifest
         self.settings = settings
@@ -247,12 +264,19 @@ class LabelRun:
         self._advance()
 
     def _inference_loop(
-        self, batches: queue.Queue[list[Decoded] | None], pool: ThreadPoolExecutor,
-        slots: threading.Semaphore, futures: list[Future[None]],
+        self, backend: LabelerBackend, batches: queue.Queue[list[Decoded] | None],
+        pool: ThreadPoolExecutor, slots: threading.Semaphore, futures: list[Future[None]],
+        failure: list[BaseException],
     ) -> None:  # fmt: skip
-        while (batch := batches.get()) is not None:
+        while not failure:  # another stream failed: stop (nobody feeds this one any more)
+            try:
+                batch = batches.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if batch is None:
+                return
             frames = np.stack([item.frame for item in batch if item.frame is not None])
-            maps: LabelMaps = self.backend.label(frames)
+            maps: LabelMaps = backend.label(frames)
             for i, item in enumerate(batch):
                 per_frame = {"label": maps.label[i], "confidence": maps.confidence[i]}
                 if maps.reliability is not None:
@@ -287,20 +311,26 @@ class LabelRun:
             jobs.put(job)
         for _ in processes:
             jobs.put(None)
-        batches: queue.Queue[list[Decoded] | None] = queue.Queue(maxsize=2)
+        batches: queue.Queue[list[Decoded] | None] = queue.Queue(maxsize=len(self.backends) + 1)
         futures: list[Future[None]] = []
         failure: list[BaseException] = []
         with ThreadPoolExecutor(self.settings.write_workers) as pool:
             slots = threading.Semaphore(4 * size)
 
-            def infer() -> None:
+            def infer(backend: LabelerBackend) -> None:
                 try:
-                    self._inference_loop(batches, pool, slots, futures)
+                    self._inference_loop(backend, batches, pool, slots, futures, failure)
                 except BaseException as exc:  # re-raised in the main thread below
                     failure.append(exc)
 
-            inference = threading.Thread(target=infer, name="segloop-inference", daemon=True)
-            inference.start()
+            streams = [
+                threading.Thread(
+                    target=infer, args=(backend,), name=f"segloop-inference-{i}", daemon=True
+                )
+                for i, backend in enumerate(self.backends)
+            ]
+            for stream in streams:
+                stream.start()
             pending: dict[tuple[int, ...], list[Decoded]] = {}
             finished = 0
             try:
@@ -323,8 +353,10 @@ class LabelRun:
                 for batch in pending.values():
                     self._put(batches, batch, failure)
             finally:
-                self._put(batches, None, failure)
-                inference.join()
+                for _ in streams:
+                    self._put(batches, None, failure)
+                for stream in streams:
+                    stream.join()
                 for process in processes:
                     process.join(timeout=1.0)
                     if process.is_alive():
@@ -340,7 +372,7 @@ class LabelRun:
         batch: list[Decoded] | None,
         failure: list[BaseException],
     ) -> None:
-        """Hand a batch to the inference thread unless it has failed (then it reads no more)."""
+        """Hand a batch to the inference streams unless one has failed (then they stop)."""
         while not failure:
             try:
                 batches.put(batch, timeout=0.5)
@@ -391,7 +423,6 @@ def settings_from(params: LabelParams) -> LabelSettings:
 def label_sources(params: LabelParams, sources: list[Source]) -> tuple[LabelSummary, Path]:
     """Label ``sources`` with ``params.export_dir`` on ``params.backend`` into
     ``params.out`` (resuming); returns the summary and the path of ``summary.json``."""
-    from inference_server.backends import open_labeler
     from inference_server.metadata import read_metadata
 
     metadata = read_metadata(params.export_dir)
@@ -399,10 +430,10 @@ def label_sources(params: LabelParams, sources: list[Source]) -> tuple[LabelSumm
     manifest = Manifest(params.out, metadata.engine_hash).open()
     try:
         plan = plan_frames(sources, manifest, settings)
-        with open_labeler(
-            params.export_dir, params.backend, params.threads, metadata=metadata
-        ) as labeler:
-            summary = LabelRun(labeler, metadata, manifest, settings).run(plan)
+        with open_streams(
+            params.export_dir, params.backend, params.threads, params.streams, metadata
+        ) as labelers:
+            summary = LabelRun(labelers, metadata, manifest, settings).run(plan)
     finally:
         manifest.close()
     report = write_summary(

@@ -391,7 +391,12 @@ class LabelParams(StrictModel):
     # inference needs both cores (docs/BENCHMARKS.md); raise it where inference runs on a GPU.
     decode_workers: int = Field(1, ge=1)
     write_workers: int = Field(2, ge=1)  # threads encoding and writing PNGs
-    threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads (CPU)
+    # ONNX Runtime intra-op threads on ort-cpu, split between the streams (None: every CPU
+    # this process may use; with one stream, ONNX Runtime's default, its physical cores)
+    threads: int | None = Field(None, ge=1)
+    # Batches labeled at once, each by its own backend instance (None: 2 on ort-cpu, where
+    # that beats one session with every thread, docs/BENCHMARKS.md; 1 on the GPU backends)
+    streams: int | None = Field(None, ge=1)
     every: int = Field(1, ge=1)  # video: keep every N-th frame
     fps: float | None = Field(None, gt=0)  # video: sample at this rate instead of `every`
     overlays: bool = False  # also write colour overlays (overlay/)

@@ -43,7 +43,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _png(array: np.ndarray) -> bytes:
-    return encode_png(array, compression=1, fast_filter=True)
+    return encode_png(array, compression=1, fast=True)
 
 
 class SegmentationService:
