@@ -6,10 +6,11 @@ ONNX Runtime session with ``threads // streams`` intra-op threads. One session w
 core has a barrier after each operator; when a decoder or PNG writer takes a core from one
 of its threads, the others spin at the barrier until it comes back. Two sessions with one
 thread each have no barrier between them, so the cycles that decoding and writing take cost
-only the stream they preempt. Measured on the 2-core dev VMs (docs/BENCHMARKS.md): the same
-model-only rate, and a higher pipeline rate. Other backends default to one stream: a GPU
-backend already overlaps with the host work, and each extra stream holds another engine in
-device memory.
+only the stream they preempt. Measured on a 2-core VM (dev-cpu-zen5, docs/BENCHMARKS.md):
+two 1-thread streams match one 2-thread session on the model alone (0.99-1.02x) and label
+11-14% faster in the full pipeline. Other backends default to one stream: a GPU backend
+already leaves the host cores to decoding and writing, and each extra stream holds another
+engine in device memory.
 """
 
 from __future__ import annotations
