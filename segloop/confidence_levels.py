@@ -38,3 +38,17 @@ def encode_confidence(confidence: np.ndarray) -> np.ndarray:
 def decode_confidence(levels: np.ndarray | int) -> np.ndarray:
     """uint8 levels -> the confidence each level stands for, ``1 - FLOOR ** (level / 255)``."""
     return 1.0 - np.power(FLOOR, np.asarray(levels, dtype=np.float64) / LEVELS)
+
+
+# The confidence each level stands for, so a map's mean confidence is its level histogram
+# times this table (a 256-bin count instead of a float power per pixel).
+LEVEL_CONFIDENCE = decode_confidence(np.arange(LEVELS + 1))
+
+
+def mean_confidence(levels: np.ndarray) -> float:
+    """Mean of :func:`decode_confidence` over a uint8 map of levels, from its histogram. (An
+    elementwise product, not ``@``: a BLAS dot product wakes OpenBLAS's threads, which then
+    spin on the cores a labeling model needs; ``perf`` showed 0.6% of a labeling run in
+    them.)"""
+    counts = np.bincount(levels.ravel(), minlength=LEVELS + 1)
+    return float((counts * LEVEL_CONFIDENCE).sum()) / max(levels.size, 1)

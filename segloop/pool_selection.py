@@ -22,7 +22,7 @@ import numpy as np
 from rich.progress import track
 
 from segloop.atomic_files import write_json_atomic, write_text_atomic
-from segloop.confidence_levels import decode_confidence
+from segloop.confidence_levels import decode_confidence, mean_confidence
 from segloop.datasets import read_mask
 from segloop.errors import DataError
 from segloop.imageio import write_png
@@ -159,7 +159,7 @@ def select_pool(
         trust = (
             float(pred.reliability.mean())
             if pred.reliability is not None
-            else float(decode_confidence(pred.levels).mean())
+            else mean_confidence(pred.levels)
         )
         quality = None
         if truths is not None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from segloop.confidence_levels import decode_confidence, encode_confidence
+from segloop.confidence_levels import decode_confidence, encode_confidence, mean_confidence
 from segloop.pool_selection import BINS, level_position
 from segloop.selection import ConfidenceHistogram, apply_dars, dars_thresholds
 from training.confidence_levels import confidence_levels
@@ -49,3 +49,10 @@ def test_dars_ranks_confidences_the_linear_level_tied() -> None:
     selection = dars_thresholds(hist, np.array([1.0]), alpha=0.5)
     kept = apply_dars(label, position, selection, np.random.default_rng(0)) != 255
     assert kept[:2].all() and not kept[2:].any()
+
+
+def test_mean_confidence_from_the_level_histogram() -> None:
+    # level 0 stands for confidence 0, level 255 for 1 - 1e-6 (the floor)
+    assert mean_confidence(np.array([[0, 255]], np.uint8)) == pytest.approx((1 - 1e-6) / 2)
+    levels = np.random.default_rng(0).integers(0, 256, (32, 64), dtype=np.uint8)
+    assert mean_confidence(levels) == pytest.approx(decode_confidence(levels).mean(), abs=1e-12)

@@ -319,13 +319,3 @@ def test_select_from_a_labeled_pool(tiny_export: TinyExport, tmp_path: Path) -> 
     summary = json.loads((out / "selection.json").read_text())
     assert summary["frames"] == 1
     assert summary["kept_fraction"] == pytest.approx((pseudo == 0).sum() / 16)
-
-
-def test_mean_confidence_from_the_level_histogram() -> None:
-    from inference_server.labeler import mean_confidence
-    from segloop.confidence_levels import decode_confidence
-
-    # level 0 stands for confidence 0, level 255 for 1 - 1e-6 (the floor)
-    assert mean_confidence(np.array([[0, 255]], np.uint8)) == pytest.approx((1 - 1e-6) / 2)
-    levels = np.random.default_rng(0).integers(0, 256, (32, 64), dtype=np.uint8)
-    assert mean_confidence(levels) == pytest.approx(decode_confidence(levels).mean(), abs=1e-12)

@@ -30,7 +30,7 @@ from inference_server.metadata import ExportMetadata, read_metadata
 from inference_server.server.batcher import MicroBatcher, Overloaded
 from inference_server.server.metrics import ServerMetrics
 from inference_server.server.uploads import RAW_TYPES, UploadError, decode_upload
-from segloop.confidence_levels import decode_confidence
+from segloop.confidence_levels import mean_confidence
 from segloop.imageio import colour_overlay, encode_png
 from segloop.params import ServeParams
 
@@ -170,7 +170,7 @@ def create_app(export_dir: Path, params: ServeParams) -> Starlette:
                 name: float(counts[j] / maps["label"].size)
                 for j, name in enumerate(svc.metadata.classes)
             },
-            "mean_confidence": float(decode_confidence(maps["confidence"]).mean()),
+            "mean_confidence": mean_confidence(maps["confidence"]),
             "reliable_fraction": None
             if "reliability" not in maps
             else float((maps["reliability"] >= RELIABLE_LEVEL).mean()),
