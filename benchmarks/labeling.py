@@ -18,8 +18,8 @@ files are deleted while a run is measured: on an ext4 file system without a jour
 VMs' root), creating files in the 60-300 s after many were deleted is slower, because the
 inode allocator skips inodes deleted that recently (``recently_deleted`` in
 ``fs/ext4/ialloc.c``; ``perf record -a`` put about 7% of a pipeline run's samples in it and
-the lookups it makes). Space
-repeated benchmarks at least 5 minutes apart, or delete their outputs only after the last.
+the lookups it makes). Space repeated benchmarks at least 5 minutes apart, or delete their
+outputs only after the last.
 
 ``--device cuda`` also times eager FP16 (autocast) and uses ``--backend`` (e.g. ort-cuda) for
 the exported graph. Each row also reports the CPU time it spent per frame
@@ -37,6 +37,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,43 +59,40 @@ def _cpu_s() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _rate(run: object, batches: list[np.ndarray], warmup: int) -> tuple[float, float]:
-    """Frames/s and CPU ms per frame after ``warmup`` batches."""
-    for batch in batches[:warmup]:
-        run(batch)  # type: ignore[operator]
-    frames = sum(len(b) for b in batches[warmup:])
-    cpu, start = _cpu_s(), time.perf_counter()
-    for batch in batches[warmup:]:
-        run(batch)  # type: ignore[operator]
-    return frames / (time.perf_counter() - start), 1000 * (_cpu_s() - cpu) / frames
-
-
-def _concurrent_rate(
-    labelers: list[LabelerBackend], batches: list[np.ndarray], warmup: int
+def _rate(
+    runs: Sequence[Callable[[np.ndarray], object]], batches: list[np.ndarray], warmup: int
 ) -> tuple[float, float]:
-    """Frames/s and CPU ms per frame with every labeler taking the next batch on its own
-    thread."""
-    for labeler in labelers:
+    """Frames/s and CPU ms per frame after ``warmup`` batches, with every run (one, or one
+    per inference stream) taking the next batch on its own thread."""
+    for run in runs:
         for batch in batches[:warmup]:
-            labeler.label(batch)
+            run(batch)
     work: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
     for batch in batches[warmup:]:
         work.put(batch)
 
-    def drain(labeler: LabelerBackend) -> None:
-        while True:
+    errors: list[BaseException] = []
+
+    def drain(run: Callable[[np.ndarray], object]) -> None:
+        while not errors:
             try:
-                labeler.label(work.get_nowait())
+                batch = work.get_nowait()
             except queue.Empty:
                 return
+            try:
+                run(batch)
+            except BaseException as exc:  # re-raised in the calling thread below
+                errors.append(exc)
 
-    threads = [threading.Thread(target=drain, args=(lab,)) for lab in labelers]
+    threads = [threading.Thread(target=drain, args=(run,)) for run in runs]
     frames = sum(len(b) for b in batches[warmup:])
     cpu, start = _cpu_s(), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
     return frames / (time.perf_counter() - start), 1000 * (_cpu_s() - cpu) / frames
 
 
@@ -192,16 +190,18 @@ def main() -> None:
 
     results: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}  # CPU time per frame, all threads and processes
-    results["pytorch_eager_fp32"], cpu_ms["pytorch_eager_fp32"] = _rate(eager, batches, args.warmup)
+    results["pytorch_eager_fp32"], cpu_ms["pytorch_eager_fp32"] = _rate(
+        [eager], batches, args.warmup
+    )
     if device.type == "cuda":
         results["pytorch_eager_fp16_autocast"], _ = _rate(
-            lambda b: eager(b, half=True), batches, args.warmup
+            [lambda b: eager(b, half=True)], batches, args.warmup
         )
     single = f"onnx_labeler_{args.backend}"
     with open_labeler(
         args.export, args.backend, threads=args.threads, spin=not args.no_spin
     ) as labeler:
-        results[single], cpu_ms[single] = _rate(labeler.label, batches, args.warmup)
+        results[single], cpu_ms[single] = _rate([labeler.label], batches, args.warmup)
     summaries: dict[int, LabelSummary] = {}
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="segloop-bench-"))
     try:
@@ -211,7 +211,8 @@ def main() -> None:
             ) as labelers:
                 if streams > 1:
                     key = f"{single}_{streams}_streams"
-                    results[key], cpu_ms[key] = _concurrent_rate(labelers, batches, args.warmup)
+                    runs = [labeler.label for labeler in labelers]
+                    results[key], cpu_ms[key] = _rate(runs, batches, args.warmup)
                 summaries[streams], cpu_ms[f"segloop_label_{streams}_streams"] = _pipeline(
                     labelers, metadata, sources, args, work / f"{streams}_streams"
                 )
